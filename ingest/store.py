@@ -1,0 +1,187 @@
+"""The index on disk: a versioned, self-describing folder swapped in atomically.
+
+Layout::
+
+    index/CURRENT              name of the live version folder (replaced atomically)
+    index/v-<stamp>/manifest.json
+                    chunks.jsonl      chunk table, row i = FAISS id i
+                    dense.faiss       inner product over normalised chunk vectors
+                    sentences.npy     one normalised vector per chunk sentence, in order
+                    bm25/             bm25s index over jieba tokens, same order
+
+A build writes a new version folder, then replaces CURRENT; a crash at any
+point leaves the previous version live.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from reportqa.errors import IndexMismatch, IndexMissing
+
+from .models import Chunk
+
+FORMAT_VERSION = 1
+CURRENT = "CURRENT"
+
+
+@dataclass
+class Manifest:
+    """What an index was built from; loading compares it with what is wanted."""
+
+    embedder: dict  # {"name": str, "dim": int}
+    chunker: dict
+    sources: list[dict]  # [{"source", "sha256", "status", "reason"?}]
+    chunk_count: int
+    sentence_count: int
+    format_version: int = FORMAT_VERSION
+    created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, row: dict) -> "Manifest":
+        return cls(**{k: row[k] for k in cls.__dataclass_fields__ if k in row})
+
+    def source_hashes(self) -> dict[str, str]:
+        return {s["source"]: s["sha256"] for s in self.sources}
+
+
+def differences(manifest: Manifest, embedder: dict, chunker: dict, source_hashes: dict[str, str]) -> list[str]:
+    """Why an index does not match what is wanted, as short English phrases."""
+    reasons: list[str] = []
+    if manifest.format_version != FORMAT_VERSION:
+        reasons.append(f"index format {manifest.format_version}, this version reads {FORMAT_VERSION}")
+    if manifest.embedder != embedder:
+        reasons.append(f"built with embedder {manifest.embedder['name']} ({manifest.embedder['dim']}-dim), configured {embedder['name']} ({embedder['dim']}-dim)")
+    if manifest.chunker != chunker:
+        reasons.append(f"chunker settings changed ({manifest.chunker} -> {chunker})")
+    built = manifest.source_hashes()
+    for source in sorted(set(built) | set(source_hashes)):
+        if source not in source_hashes:
+            reasons.append(f"{source} was removed")
+        elif source not in built:
+            reasons.append(f"{source} is new")
+        elif built[source] != source_hashes[source]:
+            reasons.append(f"{source} changed")
+    return reasons
+
+
+@dataclass
+class StoredIndex:
+    """A loaded index version, checked for internal consistency."""
+
+    path: Path
+    manifest: Manifest
+    chunks: list[Chunk]
+    dense: object  # faiss.Index
+    sentence_vectors: np.ndarray
+    bm25: object  # bm25s.BM25
+
+
+def _fsync_write(path: Path, data: str) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def write_index(index_dir: Path, manifest: Manifest, chunks: list[Chunk], chunk_vectors: np.ndarray,
+                sentence_vectors: np.ndarray, bm25) -> Path:
+    """Write a new version folder and make it live; return its path."""
+    import faiss
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    version = index_dir / f"v-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    version.mkdir()
+    dense = faiss.IndexFlatIP(chunk_vectors.shape[1])
+    dense.add(np.ascontiguousarray(chunk_vectors, dtype=np.float32))
+    faiss.write_index(dense, str(version / "dense.faiss"))
+    np.save(version / "sentences.npy", np.ascontiguousarray(sentence_vectors, dtype=np.float32))
+    bm25.save(str(version / "bm25"))
+    _fsync_write(version / "chunks.jsonl", "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks))
+    # The manifest goes last: a folder without one is an unfinished build.
+    _fsync_write(version / "manifest.json", json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2))
+    pointer = index_dir / f".{CURRENT}.{uuid.uuid4().hex[:6]}"
+    _fsync_write(pointer, version.name)
+    os.replace(pointer, index_dir / CURRENT)
+    _remove_stale_versions(index_dir, keep=version.name)
+    return version
+
+
+def _remove_stale_versions(index_dir: Path, keep: str) -> None:
+    for child in index_dir.iterdir():
+        if child.name != keep and child.name != CURRENT:
+            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+
+
+def live_version(index_dir: Path) -> Path:
+    pointer = index_dir / CURRENT
+    if not pointer.is_file():
+        raise IndexMissing(
+            f"No index at {index_dir}. Run `reportqa ingest` to build it from the reports in data/raw.",
+            "索引尚未建立，请先运行 reportqa ingest 导入报告。",
+        )
+    return index_dir / pointer.read_text(encoding="utf-8").strip()
+
+
+def read_manifest(index_dir: Path) -> Manifest:
+    version = live_version(index_dir)
+    try:
+        return Manifest.from_dict(json.loads((version / "manifest.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise _corrupt(index_dir, f"manifest unreadable: {exc}") from None
+
+
+def _corrupt(index_dir: Path, reason: str) -> IndexMissing:
+    return IndexMissing(
+        f"The index at {index_dir} is damaged ({reason}). Run `reportqa ingest` to rebuild it.",
+        "索引文件已损坏，请运行 reportqa ingest 重新建立索引。",
+    )
+
+
+def load_index(index_dir: Path) -> StoredIndex:
+    """Load the live version and check that its parts agree with the manifest."""
+    import bm25s
+    import faiss
+
+    manifest = read_manifest(index_dir)
+    version = live_version(index_dir)
+    try:
+        with open(version / "chunks.jsonl", encoding="utf-8") as handle:
+            chunks = [Chunk.from_dict(json.loads(line)) for line in handle if line.strip()]
+        dense = faiss.read_index(str(version / "dense.faiss"))
+        sentence_vectors = np.load(version / "sentences.npy")
+        bm25 = bm25s.BM25.load(str(version / "bm25"))
+    except Exception as exc:  # faiss raises RuntimeError, numpy ValueError, json ValueError…
+        raise _corrupt(index_dir, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    n_sentences = sum(len(c.sentences) for c in chunks)
+    problems = []
+    if not (len(chunks) == dense.ntotal == manifest.chunk_count):
+        problems.append(f"{len(chunks)} chunks, {dense.ntotal} vectors, manifest says {manifest.chunk_count}")
+    if sentence_vectors.shape != (n_sentences, manifest.embedder["dim"]) or n_sentences != manifest.sentence_count:
+        problems.append(f"sentence vectors {sentence_vectors.shape}, expected ({n_sentences}, {manifest.embedder['dim']})")
+    if dense.d != manifest.embedder["dim"]:
+        problems.append(f"vector dimension {dense.d}, manifest says {manifest.embedder['dim']}")
+    if problems:
+        raise _corrupt(index_dir, "; ".join(problems))
+    return StoredIndex(version, manifest, chunks, dense, sentence_vectors, bm25)
+
+
+def check_matches(manifest: Manifest, embedder: dict, chunker: dict, source_hashes: dict[str, str], index_dir: Path) -> None:
+    """Raise IndexMismatch naming every difference between the index and the config."""
+    reasons = differences(manifest, embedder, chunker, source_hashes)
+    if reasons:
+        raise IndexMismatch(
+            f"The index at {index_dir} is out of date: {'; '.join(reasons)}. "
+            "Run `reportqa ingest` to rebuild it (`make run` rebuilds it automatically).",
+            "索引与当前报告或模型设置不一致，请运行 reportqa ingest 重新建立索引。",
+        )

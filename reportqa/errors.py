@@ -1,0 +1,31 @@
+"""Errors a user can act on, each with an English (CLI) and Chinese (UI) message."""
+from __future__ import annotations
+
+
+class ReportQAError(Exception):
+    """A problem the user can fix; never shown as a traceback."""
+
+    def __init__(self, message: str, message_zh: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.message_zh = message_zh or message
+
+
+class InvalidQuestion(ReportQAError):
+    """The question cannot be answered as typed (empty, too long, no words)."""
+
+
+class IndexMissing(ReportQAError):
+    """No usable index on disk."""
+
+
+class IndexMismatch(ReportQAError):
+    """The index on disk was built from other sources, settings or embedder."""
+
+
+class ReportFileError(ReportQAError):
+    """A report file cannot be read (empty, not UTF-8, unsupported type)."""
+
+
+class ModelUnavailable(ReportQAError):
+    """An embedding model cannot be loaded offline."""

@@ -1,0 +1,135 @@
+"""ReportQA: the one object the CLI and the UI talk to (load once, ask many)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from ingest.build import BuildResult, build_index, embedder_info, source_hashes
+from ingest.chunker import ChunkerSettings
+from ingest.store import StoredIndex, check_matches, differences, load_index, read_manifest
+from retrieval.answer import AnswerSettings, ExtractiveAnswerer
+from retrieval.models import Answer
+from retrieval.search import HybridRetriever
+
+from .config import Settings
+from .embeddings import Embedder, make_embedder
+from .errors import IndexMismatch, IndexMissing, InvalidQuestion, ReportQAError
+
+
+def validate_question(question: str | None, max_chars: int) -> str:
+    """Return the question stripped, or raise InvalidQuestion with a message for a person."""
+    question = (question or "").strip()
+    if not question:
+        raise InvalidQuestion("The question is empty; type a question about the report.", "请输入您的问题。")
+    if len(question) > max_chars:
+        raise InvalidQuestion(
+            f"The question is {len(question)} characters long; keep it under {max_chars}.",
+            f"问题太长（{len(question)} 字），请精简到 {max_chars} 字以内。",
+        )
+    if not any(ch.isalnum() for ch in question):
+        raise InvalidQuestion(
+            "The question has no words in it (only punctuation or emoji); type it in words.",
+            "没有识别到文字，请用文字描述您的问题。",
+        )
+    return question
+
+
+@dataclass
+class IndexStatus:
+    built: bool
+    reasons: list[str]
+
+
+class ReportQA:
+    """Loads the embedder and the index on first use; answers questions."""
+
+    def __init__(self, settings: Settings | None = None, answer_settings: AnswerSettings = AnswerSettings()):
+        self.settings = settings or Settings()
+        self.answer_settings = answer_settings
+        self._embedder: Embedder | None = None
+        self._index: StoredIndex | None = None
+        self._retriever: HybridRetriever | None = None
+        self._answerer: ExtractiveAnswerer | None = None
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            s = self.settings
+            self._embedder = make_embedder(s.embedder, s.query_prefix, s.passage_prefix)
+        return self._embedder
+
+    @property
+    def chunker(self) -> ChunkerSettings:
+        return ChunkerSettings(max_chars=self.settings.chunk_max_chars)
+
+    def _wanted(self) -> tuple[dict, dict, dict[str, str]]:
+        raw = self.settings.raw_path
+        hashes = source_hashes([raw], raw) if raw.is_dir() else {}
+        return embedder_info(self.embedder), self.chunker.to_dict(), hashes
+
+    def index_status(self) -> IndexStatus:
+        """Whether a matching index is on disk, and if not, why."""
+        try:
+            manifest = read_manifest(self.settings.index_path)
+        except IndexMissing as exc:
+            return IndexStatus(False, [exc.message])
+        reasons = differences(manifest, *self._wanted())
+        return IndexStatus(not reasons, reasons)
+
+    def ingest(self, paths=None, progress=lambda _: None) -> BuildResult:
+        """Build a new index version from ``paths`` (default: the raw folder) and load it."""
+        raw = self.settings.raw_path
+        result = build_index(list(paths or [raw]), raw, self.settings.index_path, self.embedder, self.chunker, progress)
+        self._index = None
+        return result
+
+    def ensure_index(self, progress=lambda _: None) -> BuildResult | None:
+        """Rebuild the index when it is missing, damaged or stale (what `serve` does)."""
+        status = self.index_status()
+        if status.built:
+            try:
+                self.load()
+                return None
+            except IndexMissing as exc:  # damaged files behind a good manifest
+                status = IndexStatus(False, [exc.message])
+        for reason in status.reasons:
+            progress(f"index needs a rebuild: {reason}")
+        result = self.ingest(progress=progress)
+        self.load()
+        return result
+
+    def load(self) -> None:
+        """Load and check the index; raise IndexMissing or IndexMismatch with the fix."""
+        if self._index is not None:
+            return
+        index = load_index(self.settings.index_path)
+        check_matches(index.manifest, *self._wanted(), self.settings.index_path)
+        self._index = index
+        self._retriever = HybridRetriever(index)
+        self._answerer = ExtractiveAnswerer(index, self.answer_settings)
+        self._answerer.question_terms("预热")  # load jieba's dictionaries now, not on a citizen's first question
+
+    @property
+    def index(self) -> StoredIndex:
+        self.load()
+        return self._index
+
+    def titles(self) -> list[str]:
+        titles = [s.get("title") or s["source"] for s in self.index.manifest.sources if s.get("status") == "indexed"]
+        return titles
+
+    def ask(self, question: str) -> Answer:
+        """Answer one question from the reports, or refuse plainly."""
+        question = validate_question(question, self.settings.max_question_chars)
+        self.load()
+        t0 = time.perf_counter()
+        query_vector = self.embedder.encode_queries([question])[0]
+        hits = self._retriever.search(query_vector, question, top_k=self.settings.top_k)
+        t1 = time.perf_counter()
+        answer = self._answerer.answer(question, hits, query_vector)
+        t2 = time.perf_counter()
+        answer.timings_ms = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000}
+        return answer
+
+
+__all__ = ["ReportQA", "validate_question", "ReportQAError", "IndexMismatch"]

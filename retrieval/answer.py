@@ -1,0 +1,164 @@
+"""The extractive, grounded answerer: pick the sentences that answer, cite each, or refuse.
+
+No text is generated: every sentence of an answer is a sentence of a cited
+passage, so every number and 《title》 in it appears in its citation.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ingest.models import Chunk, Span
+from ingest.store import StoredIndex
+from ingest.text import content_terms, normalize, proper_nouns
+
+from .models import REFUSAL_MESSAGE, Answer, Citation, Hit
+
+# "2021年" must appear as such in the evidence: a range like (2021—2025年) is no answer about 2021.
+YEAR = re.compile(r"(?:19|20)\d{2}年?")
+# Questions that ask for a count or amount: prefer sentences with a number.
+QUANTITY_QUESTION = re.compile(r"多少|几[个项件次人家批所条支]|几|数量|比例|百分|满意率|多大|多长|多久")
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    """Weights and thresholds of the extractive answerer (tuned on data/evals; see README)."""
+
+    coverage_weight: float = 0.10  # sentence score = cosine + weight * term coverage (+ bonuses)
+    quantity_bonus: float = 0.03  # for 多少/几 questions, sentences holding a number
+    min_similarity: float = 0.865  # refuse below this cosine unless the words match well
+    min_coverage: float = 0.5  # … or the question's topic words are mostly in the passage
+    strong_similarity: float = 0.90  # answer on meaning alone at or above this cosine
+    max_sentences: int = 3
+    follow_margin: float = 0.025  # extra sentences must score within this of the best
+    candidate_hits: int = 5
+
+
+@dataclass
+class _Candidate:
+    chunk: Chunk
+    span: Span
+    similarity: float
+    coverage: float
+    score: float = 0.0
+    hit_rank: int = 0
+
+    @property
+    def text(self) -> str:
+        return self.chunk.sentence_text(self.span)
+
+
+@dataclass
+class QuestionTerms:
+    """The parts of a question the answerer checks against passages."""
+
+    terms: list[str]
+    weights: dict[str, float]
+    anchors: list[str] = field(default_factory=list)  # years and proper names that must be in the evidence
+    wants_quantity: bool = False
+
+
+class ExtractiveAnswerer:
+    """Scores the sentences of the top hits; answers with the best ones or refuses."""
+
+    def __init__(self, index: StoredIndex, settings: AnswerSettings = AnswerSettings()):
+        self.index = index
+        self.settings = settings
+        self._row_of_chunk: dict[str, int] = {}
+        row = 0
+        for chunk in index.chunks:
+            self._row_of_chunk[chunk.chunk_id] = row
+            row += len(chunk.sentences)
+        self._vocab = index.bm25.vocab_dict
+        indptr = np.asarray(index.bm25.scores["indptr"])
+        self._doc_freq = np.diff(indptr)
+        self._n_docs = max(1, len(index.chunks))
+        self._titles = {c.doc_title for c in index.chunks}
+
+    def idf(self, term: str) -> float:
+        token_id = self._vocab.get(term)
+        df = int(self._doc_freq[token_id]) if token_id is not None and token_id < len(self._doc_freq) else 0
+        return math.log(1 + (self._n_docs - df + 0.5) / (df + 0.5))
+
+    def question_terms(self, question: str) -> QuestionTerms:
+        terms = content_terms(question)
+        anchors = set(YEAR.findall(question)) | set(proper_nouns(question))
+        return QuestionTerms(
+            terms=terms,
+            weights={t: self.idf(t) for t in terms},
+            anchors=sorted(set(anchors)),
+            wants_quantity=bool(QUANTITY_QUESTION.search(question)),
+        )
+
+    @staticmethod
+    def coverage(qterms: QuestionTerms, text: str) -> float:
+        total = sum(qterms.weights.values())
+        if total <= 0:
+            return 0.0
+        folded = normalize(text)
+        return sum(w for t, w in qterms.weights.items() if t in folded) / total
+
+    def _candidates(self, hits: list[Hit], query_vector: np.ndarray, qterms: QuestionTerms) -> list[_Candidate]:
+        found: list[_Candidate] = []
+        for rank, hit in enumerate(hits[: self.settings.candidate_hits]):
+            chunk = hit.chunk
+            first = self._row_of_chunk[chunk.chunk_id]
+            sims = self.index.sentence_vectors[first : first + len(chunk.sentences)] @ query_vector
+            section_text = " ".join(chunk.section_path)
+            for span, sim in zip(chunk.sentences, sims):
+                text = chunk.sentence_text(span)
+                cov = max(self.coverage(qterms, text), 0.5 * self.coverage(qterms, f"{section_text} {text}"))
+                cand = _Candidate(chunk, span, float(sim), cov, hit_rank=rank)
+                cand.score = cand.similarity + self.settings.coverage_weight * cand.coverage
+                if qterms.wants_quantity and re.search(r"\d", text):
+                    cand.score += self.settings.quantity_bonus
+                if chunk.section_path and text.rstrip("。") == chunk.section_path[-1]:
+                    cand.score -= 0.05  # an inline subsection heading is a title, not an answer
+                found.append(cand)
+        return sorted(found, key=lambda c: -c.score)
+
+    def _grounded_anchors(self, qterms: QuestionTerms, chunk: Chunk) -> bool:
+        context = normalize(f"{chunk.doc_title} {' '.join(chunk.section_path)} {chunk.text}")
+        return all(a in context for a in qterms.anchors)
+
+    def answer(self, question: str, hits: list[Hit], query_vector: np.ndarray) -> Answer:
+        qterms = self.question_terms(question)
+        candidates = self._candidates(hits, query_vector, qterms)
+        grounded = [c for c in candidates if self._grounded_anchors(qterms, c.chunk)]
+        if not grounded or not self._confident(grounded[0], qterms, hits):
+            return self.refusal(question, hits)
+        best = grounded[0]
+        chosen = [best]
+        for cand in grounded[1:]:
+            if len(chosen) >= self.settings.max_sentences:
+                break
+            if cand.score >= best.score - self.settings.follow_margin and cand.coverage > 0:
+                chosen.append(cand)
+        # Lead with the most direct sentence; the rest read best in document order.
+        chosen = chosen[:1] + sorted(chosen[1:], key=lambda c: (c.chunk.source, c.span.start))
+        citations = [
+            Citation(n=i, chunk=c.chunk, quote=c.text, start=c.span.start, end=c.span.end)
+            for i, c in enumerate(chosen, start=1)
+        ]
+        text = "\n".join(f"{c.quote}[{c.n}]" for c in citations)
+        return Answer(question=question, text=text, refused=False, citations=citations)
+
+    def _confident(self, best: _Candidate, qterms: QuestionTerms, hits: list[Hit]) -> bool:
+        s = self.settings
+        chunk_cov = max((self.coverage(qterms, f"{' '.join(h.chunk.section_path)} {h.chunk.text}") for h in hits[:1]), default=0.0)
+        if best.similarity >= s.strong_similarity:
+            return True
+        if best.similarity >= s.min_similarity and max(best.coverage, chunk_cov) >= s.min_coverage:
+            return True
+        return False
+
+    def refusal(self, question: str, hits: list[Hit]) -> Answer:
+        """The plain refusal, with the sections of near misses a reader could try."""
+        suggestions: list[str] = []
+        for hit in hits:
+            if hit.dense_score >= self.settings.min_similarity - 0.02 and hit.chunk.section not in suggestions:
+                suggestions.append(hit.chunk.section)
+        return Answer(question=question, text=REFUSAL_MESSAGE, refused=True, suggestions=suggestions[:3])

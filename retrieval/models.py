@@ -1,0 +1,66 @@
+"""Dataclasses that leave the retrieval package: hits, citations, answers."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ingest.models import Chunk
+
+REFUSAL_MESSAGE = "抱歉，报告中没有找到与该问题相关的内容。"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its fused score and the scores it was fused from."""
+
+    chunk: Chunk
+    score: float  # reciprocal-rank-fusion score, higher is better
+    dense_score: float  # cosine similarity of question and passage
+    bm25_score: float
+    dense_rank: int | None  # 1-based rank in each list, None if outside it
+    bm25_rank: int | None
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Source [n] of an answer: the passage and the sentence that supports the claim."""
+
+    n: int
+    chunk: Chunk
+    quote: str  # the supporting sentence, exactly as in the source file
+    start: int  # offsets of the quote in the source file
+    end: int
+
+    def to_dict(self) -> dict:
+        return {
+            "n": self.n,
+            "chunk_id": self.chunk.chunk_id,
+            "source": self.chunk.source,
+            "section": self.chunk.section,
+            "text": self.chunk.text,
+            "quote": self.quote,
+            "start": self.start,
+            "end": self.end,
+        }
+
+
+@dataclass
+class Answer:
+    """What a user is shown: the answer text with [n] markers and its citations."""
+
+    question: str
+    text: str
+    refused: bool
+    citations: list[Citation] = field(default_factory=list)
+    suggestions: list[str] = field(default_factory=list)  # sections worth reading after a refusal
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The `reportqa ask --json` object, exactly."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "refused": self.refused,
+            "citations": [c.to_dict() for c in self.citations],
+            "timings_ms": {"retrieve": round(self.timings_ms.get("retrieve", 0.0), 2),
+                           "answer": round(self.timings_ms.get("answer", 0.0), 2)},
+        }
