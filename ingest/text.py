@@ -74,13 +74,21 @@ def content_terms(text: str) -> list[str]:
     return sorted((t for t in terms if t and _is_word(t) and t not in STOPWORDS), key=len, reverse=True)
 
 
-# jieba part-of-speech tags of places, people, organisations and other proper names.
-_PROPER_NOUN_TAGS = frozenset({"ns", "nr", "nt", "nz", "nrt"})
+def place_names(text: str) -> list[str]:
+    """Provinces, cities and districts a text names (沈阳, 北京市, 西岗区).
 
-
-def proper_nouns(text: str) -> list[str]:
-    """Names of places, people and bodies in a text (沈阳, 北京市), by jieba's tagger."""
+    A word counts when it is a known province or city, or jieba tags it a
+    place and it ends in 省/市/区/县; jieba alone also tags 台风 and 上门.
+    """
     _jieba()
     import jieba.posseg as posseg
 
-    return [w.word for w in posseg.lcut(normalize(text)) if w.flag in _PROPER_NOUN_TAGS and len(w.word) > 1]
+    from .places import KNOWN_PLACES, PLACE_SUFFIXES
+
+    found = []
+    for word in posseg.lcut(normalize(text)):
+        name = word.word
+        base = name[:-1] if name.endswith(PLACE_SUFFIXES) and len(name) > 2 else name
+        if base in KNOWN_PLACES or (word.flag == "ns" and name.endswith(PLACE_SUFFIXES) and len(name) > 2):
+            found.append(base)
+    return found

@@ -13,14 +13,16 @@ import numpy as np
 
 from ingest.models import Chunk, Span
 from ingest.store import StoredIndex
-from ingest.text import content_terms, normalize, proper_nouns
+from ingest.text import content_terms, normalize, place_names
 
 from .models import REFUSAL_MESSAGE, Answer, Citation, Hit
 
 # "2021年" must appear as such in the evidence: a range like (2021—2025年) is no answer about 2021.
 YEAR = re.compile(r"(?:19|20)\d{2}年?")
-# Questions that ask for a count or amount: prefer sentences with a number.
-QUANTITY_QUESTION = re.compile(r"多少|几[个项件次人家批所条支]|几|数量|比例|百分|满意率|多大|多长|多久")
+# Questions that ask for a count or amount are answered only by a sentence that states one.
+QUANTITY_QUESTION = re.compile(r"多少|几|数量|比例|百分之|多大|多长|多久")
+# A stated amount: 1726个, 100%, 60课时, 十项, 首批, 第三批; not a year (2023年) or a range (2021—2025).
+QUANTITY = re.compile(r"\d+(?:\.\d+)?(?![\d年—\-])|[一二三四五六七八九十百千万两首]+余?[个项件人次批支家所条级类]")
 
 
 @dataclass(frozen=True)
@@ -28,10 +30,9 @@ class AnswerSettings:
     """Weights and thresholds of the extractive answerer (tuned on data/evals; see README)."""
 
     coverage_weight: float = 0.10  # sentence score = cosine + weight * term coverage (+ bonuses)
-    quantity_bonus: float = 0.03  # for 多少/几 questions, sentences holding a number
-    min_similarity: float = 0.865  # refuse below this cosine unless the words match well
-    min_coverage: float = 0.5  # … or the question's topic words are mostly in the passage
-    strong_similarity: float = 0.90  # answer on meaning alone at or above this cosine
+    min_similarity: float = 0.84  # refuse below this cosine whatever the words
+    min_coverage: float = 0.4  # … and below strong_similarity, unless this share of the topic words match
+    strong_similarity: float = 0.91  # answer on meaning alone at or above this cosine
     max_sentences: int = 3
     follow_margin: float = 0.025  # extra sentences must score within this of the best
     candidate_hits: int = 5
@@ -85,7 +86,7 @@ class ExtractiveAnswerer:
 
     def question_terms(self, question: str) -> QuestionTerms:
         terms = content_terms(question)
-        anchors = set(YEAR.findall(question)) | set(proper_nouns(question))
+        anchors = set(YEAR.findall(question)) | set(place_names(question))
         return QuestionTerms(
             terms=terms,
             weights={t: self.idf(t) for t in terms},
@@ -94,12 +95,19 @@ class ExtractiveAnswerer:
         )
 
     @staticmethod
-    def coverage(qterms: QuestionTerms, text: str) -> float:
-        total = sum(qterms.weights.values())
+    def coverage(qterms: QuestionTerms, text: str, title: str = "") -> float:
+        """IDF-weighted share of the question's topic words found in ``text``.
+
+        Words of the document's title (大连, 2023年, 法治政府) say which report
+        is meant, not what is asked; they count for neither side.
+        """
+        scope = normalize(title)
+        weights = {t: w for t, w in qterms.weights.items() if t not in scope}
+        total = sum(weights.values())
         if total <= 0:
             return 0.0
         folded = normalize(text)
-        return sum(w for t, w in qterms.weights.items() if t in folded) / total
+        return sum(w for t, w in weights.items() if t in folded) / total
 
     def _candidates(self, hits: list[Hit], query_vector: np.ndarray, qterms: QuestionTerms) -> list[_Candidate]:
         found: list[_Candidate] = []
@@ -110,11 +118,12 @@ class ExtractiveAnswerer:
             section_text = " ".join(chunk.section_path)
             for span, sim in zip(chunk.sentences, sims):
                 text = chunk.sentence_text(span)
-                cov = max(self.coverage(qterms, text), 0.5 * self.coverage(qterms, f"{section_text} {text}"))
+                cov = max(self.coverage(qterms, text, chunk.doc_title),
+                          0.5 * self.coverage(qterms, f"{section_text} {text}", chunk.doc_title))
                 cand = _Candidate(chunk, span, float(sim), cov, hit_rank=rank)
                 cand.score = cand.similarity + self.settings.coverage_weight * cand.coverage
-                if qterms.wants_quantity and re.search(r"\d", text):
-                    cand.score += self.settings.quantity_bonus
+                if qterms.wants_quantity and not QUANTITY.search(text):
+                    continue  # a how-many question is not answered by a sentence without a number
                 if chunk.section_path and text.rstrip("。") == chunk.section_path[-1]:
                     cand.score -= 0.05  # an inline subsection heading is a title, not an answer
                 found.append(cand)
@@ -148,7 +157,8 @@ class ExtractiveAnswerer:
 
     def _confident(self, best: _Candidate, qterms: QuestionTerms, hits: list[Hit]) -> bool:
         s = self.settings
-        chunk_cov = max((self.coverage(qterms, f"{' '.join(h.chunk.section_path)} {h.chunk.text}") for h in hits[:1]), default=0.0)
+        chunk_cov = max((self.coverage(qterms, f"{' '.join(h.chunk.section_path)} {h.chunk.text}", h.chunk.doc_title)
+                         for h in hits[:1]), default=0.0)
         if best.similarity >= s.strong_similarity:
             return True
         if best.similarity >= s.min_similarity and max(best.coverage, chunk_cov) >= s.min_coverage:
