@@ -1,0 +1,245 @@
+"""The web UI: HTML rendering of real answers, escaping, callbacks, and the served /ask API."""
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import html  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import urllib.request  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from reportqa.config import Settings  # noqa: E402
+from reportqa.service import ReportQA  # noqa: E402
+
+from ui import app as ui_app  # noqa: E402
+from ui import build_app, launch  # noqa: E402
+
+RAW = Path(__file__).resolve().parent.parent / "data" / "raw"
+MALICIOUS = '<script>alert(1)</script> **bold** [x](javascript:alert(2)) <img src=x onerror=alert(3)> $$x$$'
+
+
+@pytest.fixture(scope="module")
+def qa(tmp_path_factory) -> ReportQA:
+    """A ReportQA on a private copy of the report, index built once for the module.
+
+    (Deliberately its own index, not conftest's session ``qa``: the UI tests stand alone.)
+    """
+    data = tmp_path_factory.mktemp("ui") / "data"
+    shutil.copytree(RAW, data / "raw")
+    service = ReportQA(Settings(data_dir=data))
+    service.ensure_index()
+    return service
+
+
+@pytest.fixture(scope="module")
+def stations(qa):
+    return qa.ask("全市建成了多少个便民服务站？")
+
+
+@pytest.fixture(scope="module")
+def refused(qa):
+    return qa.ask("大连地铁几点停运？")
+
+
+def _call_recording_warnings(fn, *args):
+    """Call a Gradio callback outside a request; gr.Warning then becomes a Python warning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn(*args)
+    return result, [str(w.message) for w in caught]
+
+
+# ---------------------------------------------------------------- rendering
+
+def test_answer_html_has_markers_cards_and_marked_quote(stations):
+    assert not stations.refused and stations.citations
+    out = ui_app.render_answer_html(stations)
+    assert "1726" in out
+    assert '<sup class="rqa-ref">[1]</sup>' in out
+    cards = re.findall(r"<details class=\"rqa-card\"( open)?>", out)
+    assert len(cards) == len(stations.citations)
+    assert cards[0] == " open" and all(c == "" for c in cards[1:])  # first card open, rest collapsed
+    first = stations.citations[0]
+    assert f'<span class="rqa-n">[1]</span>{html.escape(first.chunk.section)}</summary>' in out
+    assert f"第{first.chunk.paragraph}段" in out
+    assert html.escape(first.chunk.doc_title) in out
+    assert f"<mark>{html.escape(first.quote)}</mark>" in out
+    assert "1726" in first.quote
+
+
+def test_passage_is_the_whole_chunk_with_only_the_quote_marked(stations):
+    c = stations.citations[0]
+    out = ui_app.render_passage_html(c)
+    assert out.count("<mark>") == 1
+    assert html.unescape(out.replace("<mark>", "").replace("</mark>", "")) == c.chunk.text
+    a, b = ui_app.quote_span(c)
+    assert c.chunk.text[a:b] == c.quote
+
+
+def test_every_marker_has_a_card(qa):
+    answer = qa.ask("法治政府建设还有哪些不足？")
+    out = ui_app.render_answer_html(answer)
+    for c in answer.citations:
+        assert f'<sup class="rqa-ref">[{c.n}]</sup>' in out
+        assert f'<span class="rqa-n">[{c.n}]</span>' in out
+
+
+def test_refusal_is_marked_and_lists_suggestions(refused):
+    assert refused.refused
+    out = ui_app.render_answer_html(refused)
+    assert "未在报告中找到答案" in out
+    assert html.escape(refused.text) in out
+    assert "<details" not in out
+    for section in refused.suggestions:
+        assert f"<li>{html.escape(section)}</li>" in out
+
+
+def test_malicious_question_is_escaped_everywhere(qa):
+    answer = qa.ask(MALICIOUS)
+    for out in (ui_app.render_question_html(MALICIOUS), ui_app.render_answer_html(answer)):
+        assert "<script" not in out and "<img" not in out
+    q = ui_app.render_question_html(MALICIOUS)
+    assert q == html.escape(MALICIOUS)
+    assert "&lt;script&gt;" in q and "**bold**" in q  # shown literally, Markdown is off in the chat
+
+
+def test_document_text_is_escaped(stations):
+    from dataclasses import replace
+
+    c = stations.citations[0]
+    evil_chunk = replace(c.chunk, text="<b>x</b>" + c.chunk.text, start=c.chunk.start - 8,
+                         section_path=("<i>sec</i>",), doc_title="<u>t</u>")
+    evil = replace(c, chunk=evil_chunk)
+    out = ui_app.render_citation_html(evil, open_=True)
+    assert "<b>" not in out and "<i>" not in out and "<u>" not in out
+    assert "&lt;b&gt;x&lt;/b&gt;" in out and f"<mark>{html.escape(c.quote)}</mark>" in out
+
+
+def test_header_lists_titles_and_scope(qa):
+    out = ui_app.render_header_html(qa.titles())
+    assert "大连市2023年法治政府建设情况报告" in out
+    assert "只根据" in out and "不会回答" in out
+    assert "&lt;x&gt;" in ui_app.render_header_html(["<x>"])
+
+
+# ---------------------------------------------------------------- callbacks
+
+def test_respond_success_appends_messages_and_clears_box(qa):
+    respond = ui_app.make_respond(qa)
+    (history, box), warned = _call_recording_warnings(respond, "全市建成了多少个便民服务站？", [])
+    assert box == "" and not warned
+    assert [m["role"] for m in history] == ["user", "assistant"]
+    assert "1726" in history[1]["content"] and "<mark>" in history[1]["content"]
+
+
+def test_respond_invalid_question_warns_in_chinese_and_keeps_text(qa):
+    respond = ui_app.make_respond(qa)
+    (history, box), warned = _call_recording_warnings(respond, "   ", [])
+    assert history == [] and box == "   "
+    assert warned == ["请输入您的问题。"]
+    too_long = "问" * 501
+    (history, box), warned = _call_recording_warnings(respond, too_long, [])
+    assert box == too_long and history == [] and "问题太长" in warned[0]
+
+
+def test_respond_unexpected_error_is_a_chinese_apology(qa, caplog):
+    class Broken:
+        def ask(self, question):
+            raise RuntimeError("boom")
+
+    respond = ui_app.make_respond(Broken())
+    (history, box), warned = _call_recording_warnings(respond, "全市建成了多少个便民服务站？", [])
+    assert box == "全市建成了多少个便民服务站？"
+    assert warned == [ui_app.GENERIC_ERROR_ZH]
+    assert ui_app.GENERIC_ERROR_ZH in history[-1]["content"] and "boom" not in history[-1]["content"]
+    assert "Traceback" not in history[-1]["content"]
+    assert any("boom" in (r.exc_text or "") or r.exc_info for r in caplog.records)
+
+
+def test_ask_api_function(qa):
+    ask = ui_app.make_ask_api(qa)
+    assert ask("") == {"error": "请输入您的问题。"}
+    out = ask("全市建成了多少个便民服务站？")
+    assert out == json.loads(json.dumps(out)) and "1726" in out["answer"]
+
+
+# ---------------------------------------------------------------- served app
+
+# (Gradio's queue calls pandas APIs that pandas 3 deprecates; those warnings are filtered below.)
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(qa, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:
+        gradio_tmp = str(tmp_path_factory.mktemp("gradio_tmp"))
+        mp.setenv("GRADIO_TEMP_DIR", gradio_tmp)  # uploads and caches, read when the app is built
+        # ...and the folder Gradio read at import time, which create_app makes a subfolder in.
+        mp.setattr("gradio.routes.DEFAULT_TEMP_DIR", gradio_tmp)
+        demo = launch(qa, port=_free_port(), prevent_thread_lock=True, quiet=True)
+        try:
+            yield demo
+        finally:
+            demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(served, tmp_path_factory):
+    from gradio_client import Client
+
+    # analytics_enabled=False plus the env var: the client sends no telemetry; a URL src never asks the Hub.
+    c = Client(served.local_url, analytics_enabled=False, verbose=False,
+               download_files=str(tmp_path_factory.mktemp("client_downloads")))
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:::gradio.queueing")
+def test_served_ask_answers_with_citation(client):
+    out = client.predict("全市建成了多少个便民服务站？", api_name="/ask")
+    assert out["refused"] is False and "1726" in out["answer"]
+    assert any("1726" in c["quote"] for c in out["citations"])
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:::gradio.queueing")
+def test_served_ask_refuses_off_topic(client):
+    out = client.predict("大连地铁几点停运？", api_name="/ask")
+    assert out["refused"] is True and out["citations"] == []
+    assert out["answer"] == "抱歉，报告中没有找到与该问题相关的内容。"
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:::gradio.queueing")
+def test_served_ask_empty_question_is_a_chinese_error(client):
+    assert client.predict("", api_name="/ask") == {"error": "请输入您的问题。"}
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:::gradio.queueing")
+def test_served_page_loads_nothing_from_the_internet(served):
+    base = served.local_url
+    page = urllib.request.urlopen(base, timeout=10).read().decode()
+    theme = urllib.request.urlopen(base + "theme.css", timeout=10).read().decode()
+    config = json.loads(urllib.request.urlopen(base + "config", timeout=10).read())
+    for text in (page, theme):
+        assert "fonts.googleapis" not in text and "fonts.gstatic" not in text and "cdn" not in text.lower()
+    # every script and stylesheet is served by us
+    assert all(not u.startswith(("http:", "https:", "//")) for u in re.findall(r'(?:src|href)="([^"]+)"', page))
+    assert config["stylesheets"] == []
+    assert "PingFang SC" in theme
+    assert "大连市2023年法治政府建设情况报告" in json.dumps(config, ensure_ascii=False)
