@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,7 @@ class Settings(BaseSettings):
     chunk_max_chars: int = 220
 
     top_k: int = 5
+    retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     max_question_chars: int = 500
 
     host: str = "127.0.0.1"

@@ -105,7 +105,7 @@ class ReportQA:
         index = load_index(self.settings.index_path)
         check_matches(index.manifest, *self._wanted(), self.settings.index_path)
         self._index = index
-        self._retriever = HybridRetriever(index)
+        self._retriever = HybridRetriever(index, mode=self.settings.retrieval_mode)
         self._answerer = ExtractiveAnswerer(index, self.answer_settings)
         self._answerer.question_terms("预热")  # load jieba's dictionaries now, not on a citizen's first question
 

@@ -20,10 +20,20 @@ from .models import Hit
 RRF_K = 60
 
 
+RETRIEVAL_MODES = ("hybrid", "dense", "bm25")
+
+
 @dataclass
 class HybridRetriever:
+    """``mode`` "dense" or "bm25" keeps one list only: the baselines of `reportqa eval`."""
+
     index: StoredIndex
     candidates: int = 50  # depth of each ranked list before fusion
+    mode: str = "hybrid"
+
+    def __post_init__(self) -> None:
+        if self.mode not in RETRIEVAL_MODES:
+            raise ValueError(f"mode must be one of {RETRIEVAL_MODES}, got {self.mode!r}")
 
     def search(self, query_vector: np.ndarray, question: str, top_k: int = 5) -> list[Hit]:
         """Top ``top_k`` chunks for a question, given its (normalised) query vector."""
@@ -40,7 +50,8 @@ class HybridRetriever:
         bm25_rank = {i: r + 1 for r, i in enumerate(bm25_order)}
 
         fused: dict[int, float] = {}
-        for ranks in (dense_rank, bm25_rank):
+        lists = {"hybrid": (dense_rank, bm25_rank), "dense": (dense_rank,), "bm25": (bm25_rank,)}[self.mode]
+        for ranks in lists:
             for i, rank in ranks.items():
                 fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank)
         best = sorted(fused, key=lambda i: (-fused[i], i))[:top_k]
@@ -48,7 +59,7 @@ class HybridRetriever:
             Hit(
                 chunk=self.index.chunks[i],
                 score=fused[i],
-                dense_score=dense_score.get(i, float(self.index.dense.reconstruct(i) @ query_vector) if i < n else 0.0),
+                dense_score=dense_score[i] if i in dense_score else float(self.index.dense.reconstruct(i) @ query_vector),
                 bm25_score=float(bm25_all[i]),
                 dense_rank=dense_rank.get(i),
                 bm25_rank=bm25_rank.get(i),
