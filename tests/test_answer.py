@@ -1,0 +1,72 @@
+"""Answers from the real report with the real model: facts, quotes, refusals."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from retrieval.models import REFUSAL_MESSAGE
+
+FACTS = [
+    ("全市建成了多少个便民服务站？", "1726", "(一)"),
+    ("多少人获得行政执法资格？", "2952", "(四)"),
+    ("办理市人大代表建议政协提案多少件？", "823", "(七)"),
+    ("组织了多少次应急救援实战演练？", "10次", "(五)"),
+    ("向园区赋权多少项？", "31项", "(一)"),
+    ("在哪个区开展辽宁监管执法平台试点？", "西岗区", "(四)"),
+    ("印发了什么重大行政决策后评估的规定？", "《大连市重大行政决策后评估规定》", "(三)"),
+]
+
+OFF_TOPIC = [
+    "大连地铁几点停运？",
+    "今天天气怎么样？",
+    "沈阳的便民服务站有多少个？",
+    "2021年大连建成了多少个便民服务站？",
+    "大连的GDP是多少？",
+]
+
+
+@pytest.mark.parametrize(("question", "fact", "subsection"), FACTS)
+def test_fact_questions_are_answered_with_the_supporting_sentence(qa, report_text, question, fact, subsection):
+    answer = qa.ask(question)
+    assert not answer.refused
+    assert fact in answer.text
+    first = answer.citations[0]
+    # The lead sentence is the first citation, marked [1], and it holds the fact.
+    assert answer.text.startswith(first.quote) and "[1]" in answer.text
+    assert fact in first.quote
+    assert report_text[first.start : first.end] == first.quote
+    assert first.quote in first.chunk.text
+    assert subsection in first.chunk.section
+
+
+@pytest.mark.parametrize("question", OFF_TOPIC)
+def test_off_topic_questions_are_refused_plainly(qa, question):
+    answer = qa.ask(question)
+    assert answer.refused
+    assert answer.text == REFUSAL_MESSAGE
+    assert answer.citations == []
+
+
+def test_every_number_and_title_in_an_answer_is_in_its_citations(qa):
+    questions = [q for q, _, _ in FACTS] + ["法治政府建设还有哪些不足？", "2024年有哪些工作打算？", "数字政府有哪些成果？"]
+    for question in questions:
+        answer = qa.ask(question)
+        cited = " ".join(c.chunk.text for c in answer.citations)
+        body = re.sub(r"\[\d+\]", "", answer.text)
+        for token in re.findall(r"\d+(?:\.\d+)?%?|《[^》]+》", body):
+            assert token in cited, (question, token)
+        markers = {int(n) for n in re.findall(r"\[(\d+)\]", answer.text)}
+        assert markers == {c.n for c in answer.citations}
+
+
+def test_refusal_points_at_near_miss_sections(qa):
+    answer = qa.ask("行政复议的申请期限是多久？")
+    assert answer.refused
+    assert any("(六)" in s or "二、" in s for s in answer.suggestions)
+
+
+def test_timings_are_reported(qa):
+    answer = qa.ask("全市建成了多少个便民服务站？")
+    assert set(answer.timings_ms) == {"retrieve", "answer"}
+    assert all(v > 0 for v in answer.timings_ms.values())
