@@ -93,7 +93,7 @@ class ReportQA:
             except IndexMissing as exc:  # damaged files behind a good manifest
                 status = IndexStatus(False, [exc.message])
         for reason in status.reasons:
-            progress(f"index needs a rebuild: {reason}")
+            progress(f"building the index: {reason}")
         result = self.ingest(progress=progress)
         self.load()
         return result
