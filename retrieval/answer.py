@@ -22,6 +22,8 @@ YEAR = re.compile(r"(?:19|20)\d{2}年?")
 # Questions that ask for a count or amount are answered only by a sentence that states one.
 QUANTITY_QUESTION = re.compile(r"多少|几|数量|比例|百分之|多大|多长|多久")
 # A stated amount: 1726个, 100%, 60课时, 十项, 首批, 第三批; not a year (2023年) or a range (2021—2025).
+# Questions whose answer is a list of items: 有哪些不足？ 2024年有哪些打算？ 做了什么？
+LIST_QUESTION = re.compile(r"哪些|哪几|什么(?:措施|举措|工作|成果|成效|打算|荣誉)|做了什么|打算|不足|成果|成效|举措|措施")
 QUANTITY = re.compile(r"\d+(?:\.\d+)?(?![\d年—\-])|[一二三四五六七八九十百千万两首]+余?[个项件人次批支家所条级类]")
 
 
@@ -35,6 +37,8 @@ class AnswerSettings:
     strong_similarity: float = 0.91  # answer on meaning alone at or above this cosine
     max_sentences: int = 3
     follow_margin: float = 0.025  # extra sentences must score within this of the best
+    max_list_sentences: int = 8  # for 哪些/打算/不足 questions, whose answer is a list
+    list_margin: float = 0.06
     candidate_hits: int = 5
 
 
@@ -60,6 +64,7 @@ class QuestionTerms:
     weights: dict[str, float]
     anchors: list[str] = field(default_factory=list)  # years and proper names that must be in the evidence
     wants_quantity: bool = False
+    wants_list: bool = False
 
 
 class ExtractiveAnswerer:
@@ -92,6 +97,7 @@ class ExtractiveAnswerer:
             weights={t: self.idf(t) for t in terms},
             anchors=sorted(set(anchors)),
             wants_quantity=bool(QUANTITY_QUESTION.search(question)),
+            wants_list=bool(LIST_QUESTION.search(question)),
         )
 
     @staticmethod
@@ -139,13 +145,7 @@ class ExtractiveAnswerer:
         grounded = [c for c in candidates if self._grounded_anchors(qterms, c.chunk)]
         if not grounded or not self._confident(grounded[0], qterms, hits):
             return self.refusal(question, hits)
-        best = grounded[0]
-        chosen = [best]
-        for cand in grounded[1:]:
-            if len(chosen) >= self.settings.max_sentences:
-                break
-            if cand.score >= best.score - self.settings.follow_margin and cand.coverage > 0:
-                chosen.append(cand)
+        chosen = self._select(grounded, qterms)
         # Lead with the most direct sentence; the rest read best in document order.
         chosen = chosen[:1] + sorted(chosen[1:], key=lambda c: (c.chunk.source, c.span.start))
         citations = [
@@ -154,6 +154,27 @@ class ExtractiveAnswerer:
         ]
         text = "\n".join(f"{c.quote}[{c.n}]" for c in citations)
         return Answer(question=question, text=text, refused=False, citations=citations)
+
+    def _select(self, grounded: list[_Candidate], qterms: QuestionTerms) -> list[_Candidate]:
+        """The best sentence, then those close to it: a few for a fact, a list for 哪些."""
+        s = self.settings
+        best = grounded[0]
+        if qterms.wants_list:
+            limit, margin = s.max_list_sentences, s.list_margin
+        else:
+            limit, margin = s.max_sentences, s.follow_margin
+
+        def belongs(cand: _Candidate) -> bool:
+            same_paragraph = (cand.chunk.source, cand.chunk.paragraph) == (best.chunk.source, best.chunk.paragraph)
+            return cand.coverage > 0 or (qterms.wants_list and same_paragraph)
+
+        chosen = [best]
+        for cand in grounded[1:]:
+            if len(chosen) >= limit:
+                break
+            if cand.score >= best.score - margin and belongs(cand):
+                chosen.append(cand)
+        return chosen
 
     def _confident(self, best: _Candidate, qterms: QuestionTerms, hits: list[Hit]) -> bool:
         s = self.settings
