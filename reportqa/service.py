@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ingest.build import BuildResult, build_index, embedder_info, source_hashes
 from ingest.chunker import ChunkerSettings
 from ingest.store import StoredIndex, check_matches, differences, load_index, read_manifest
 from retrieval.answer import AnswerSettings, ExtractiveAnswerer
-from retrieval.models import Answer
+from retrieval.followup import resolve_follow_up
+from retrieval.models import Answer, Hit, Turn
 from retrieval.search import HybridRetriever
 
 from .config import Settings
@@ -118,16 +120,30 @@ class ReportQA:
         titles = [s.get("title") or s["source"] for s in self.index.manifest.sources if s.get("status") == "indexed"]
         return titles
 
-    def ask(self, question: str) -> Answer:
-        """Answer one question from the reports, or refuse plainly."""
+    def retrieve(self, question: str, top_k: int | None = None, history: Sequence[Turn | dict] | None = None) -> list[Hit]:
+        """The passages a question retrieves (after resolving a follow-up), best first."""
+        query = resolve_follow_up(validate_question(question, self.settings.max_question_chars), history)
+        self.load()
+        vector = self.embedder.encode_queries([query])[0]
+        return self._retriever.search(vector, query, top_k=top_k or self.settings.top_k)
+
+    def ask(self, question: str, history: Sequence[Turn | dict] | None = None) -> Answer:
+        """Answer one question from the reports, or refuse plainly.
+
+        ``history``: earlier turns, oldest first; a follow-up (那2024年呢？) is
+        joined to the previous question before retrieval.
+        """
         question = validate_question(question, self.settings.max_question_chars)
         self.load()
         t0 = time.perf_counter()
-        query_vector = self.embedder.encode_queries([question])[0]
-        hits = self._retriever.search(query_vector, question, top_k=self.settings.top_k)
+        query = resolve_follow_up(question, history)
+        query_vector = self.embedder.encode_queries([query])[0]
+        hits = self._retriever.search(query_vector, query, top_k=self.settings.top_k)
         t1 = time.perf_counter()
-        answer = self._answerer.answer(question, hits, query_vector)
+        answer = self._answerer.answer(query, hits, query_vector, asked=question)
         t2 = time.perf_counter()
+        answer.question = question
+        answer.resolved_question = query if query != question else ""
         answer.timings_ms = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000}
         return answer
 

@@ -22,9 +22,10 @@ YEAR = re.compile(r"(?:19|20)\d{2}年?")
 # Questions that ask for a count or amount are answered only by a sentence that states one.
 QUANTITY_QUESTION = re.compile(r"多少|几|数量|比例|百分之|多大|多长|多久")
 # A stated amount: 1726个, 100%, 60课时, 十项, 首批, 第三批; not a year (2023年) or a range (2021—2025).
+INTERROGATIVE = re.compile(r"多少|几|哪|什么|谁|怎么|怎样|如何|是否|有没有|吗")
 # Questions whose answer is a list of items: 有哪些不足？ 2024年有哪些打算？ 做了什么？
 LIST_QUESTION = re.compile(r"哪些|哪几|什么(?:措施|举措|工作|成果|成效|打算|荣誉)|做了什么|打算|不足|成果|成效|举措|措施")
-QUANTITY = re.compile(r"\d+(?:\.\d+)?(?![\d年—\-])|[一二三四五六七八九十百千万两首]+余?[个项件人次批支家所条级类]")
+QUANTITY = re.compile(r"\d+(?:\.\d+)?(?![\d年—\-版度])|[一二三四五六七八九十百千万两首]+余?[个项件人次批支家所条级类]")
 
 
 @dataclass(frozen=True)
@@ -139,8 +140,17 @@ class ExtractiveAnswerer:
         context = normalize(f"{chunk.doc_title} {' '.join(chunk.section_path)} {chunk.text}")
         return all(a in context for a in qterms.anchors)
 
-    def answer(self, question: str, hits: list[Hit], query_vector: np.ndarray) -> Answer:
+    def answer(self, question: str, hits: list[Hit], query_vector: np.ndarray, asked: str | None = None) -> Answer:
+        """Answer ``question`` from ``hits``.
+
+        ``asked``: the user's own words when ``question`` is a follow-up joined
+        to its context; what kind of answer is wanted (an amount, a list)
+        comes from it, the topic from both.
+        """
         qterms = self.question_terms(question)
+        if asked is not None and INTERROGATIVE.search(asked):  # 那2022年呢？ keeps the previous question's kind
+            qterms.wants_quantity = bool(QUANTITY_QUESTION.search(asked))
+            qterms.wants_list = bool(LIST_QUESTION.search(asked))
         candidates = self._candidates(hits, query_vector, qterms)
         grounded = [c for c in candidates if self._grounded_anchors(qterms, c.chunk)]
         if not grounded or not self._confident(grounded[0], qterms, hits):

@@ -9,6 +9,14 @@ REFUSAL_MESSAGE = "抱歉，报告中没有找到与该问题相关的内容。"
 
 
 @dataclass(frozen=True)
+class Turn:
+    """One earlier exchange of a conversation."""
+
+    question: str
+    answer: str = ""
+
+
+@dataclass(frozen=True)
 class Hit:
     """A retrieved chunk with its fused score and the scores it was fused from."""
 
@@ -53,6 +61,7 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     suggestions: list[str] = field(default_factory=list)  # sections worth reading after a refusal
     timings_ms: dict[str, float] = field(default_factory=dict)
+    resolved_question: str = ""  # what was retrieved with, when a follow-up was joined to its context
 
     def to_dict(self) -> dict:
         """The `reportqa ask --json` object, exactly."""
