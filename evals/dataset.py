@@ -1,0 +1,210 @@
+"""The evaluation set on disk: one JSON object per line, checked line by line."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+Category = Literal["fact", "paraphrase", "multi", "unanswerable", "followup"]
+CATEGORIES: tuple[str, ...] = ("fact", "paraphrase", "multi", "unanswerable", "followup")
+
+
+class Turn(BaseModel):
+    """An earlier exchange of the conversation a follow-up question belongs to."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    question: str = Field(min_length=1)
+    answer: str
+
+
+class EvalItem(BaseModel):
+    """One question of the evaluation set with what a correct answer must show."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    question: str = Field(min_length=1)
+    history: list[Turn] = Field(default_factory=list)
+    answerable: bool
+    category: Category
+    reference_answer: str
+    required_facts: list[str]  # strings a correct answer contains verbatim
+    evidence: list[str]  # verbatim quotes from the report that support the answer
+
+    # Fields are validated in order, so each check sees the fields declared before it.
+    @field_validator("category")
+    @classmethod
+    def _unanswerable_category(cls, category: str, info: ValidationInfo) -> str:
+        if category == "unanswerable" and info.data.get("answerable") is True:
+            raise ValueError("category 'unanswerable' needs answerable false")
+        return category
+
+    @field_validator("required_facts")
+    @classmethod
+    def _facts_match_answerable(cls, facts: list[str], info: ValidationInfo) -> list[str]:
+        answerable = info.data.get("answerable")
+        if answerable is True and not facts:
+            raise ValueError("an answerable item needs at least one required fact")
+        if answerable is False and facts:
+            raise ValueError("an unanswerable item has no required facts; use []")
+        if any(not fact.strip() for fact in facts):
+            raise ValueError("a required fact is empty")
+        return facts
+
+    @field_validator("evidence")
+    @classmethod
+    def _evidence_supports_facts(cls, evidence: list[str], info: ValidationInfo) -> list[str]:
+        answerable = info.data.get("answerable")
+        if answerable is True and not evidence:
+            raise ValueError("an answerable item needs at least one evidence quote")
+        if answerable is False and evidence:
+            raise ValueError("an unanswerable item has no evidence; use []")
+        if any(not quote.strip() for quote in evidence):
+            raise ValueError("an evidence quote is empty")
+        quotes = [unicodedata.normalize("NFKC", q) for q in evidence]
+        for fact in info.data.get("required_facts") or []:
+            if not any(unicodedata.normalize("NFKC", fact) in q for q in quotes):
+                raise ValueError(f"required fact {fact!r} is in none of the evidence quotes")
+        return evidence
+
+    def to_json_line(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class LoadError:
+    """A line of the evaluation set that was left out, and why."""
+
+    line: int
+    message: str
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: field '{self.field}'" if self.field else f"line {self.line}"
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class LoadResult:
+    items: list[EvalItem] = field(default_factory=list)
+    errors: list[LoadError] = field(default_factory=list)
+
+
+def _validation_errors(exc: ValidationError, line: int) -> list[LoadError]:
+    errors = []
+    for err in exc.errors():
+        name = ".".join(str(part) for part in err["loc"]) or None
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] not in {"missing", "extra_forbidden"} and "input" in err:
+            message += f" (got {err['input']!r})"[:200]
+        errors.append(LoadError(line, message, name))
+    return errors
+
+
+def parse_line(text: str, line: int) -> tuple[EvalItem | None, list[LoadError]]:
+    """One line of the set as an item, or the reasons it is not one."""
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, [LoadError(line, f"not valid JSON ({exc.msg} at column {exc.colno})")]
+    if not isinstance(row, dict):
+        return None, [LoadError(line, f"expected a JSON object, got {type(row).__name__}")]
+    try:
+        return EvalItem.model_validate(row), []
+    except ValidationError as exc:
+        return None, _validation_errors(exc, line)
+
+
+def load_eval_set(path: Path | str) -> LoadResult:
+    """Every valid item of a JSONL set; bad lines are reported by number and skipped.
+
+    Blank lines are ignored. A repeated id is an error on the later line.
+    """
+    result = LoadResult()
+    first_line_of: dict[str, int] = {}
+    with open(path, "rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            try:
+                text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                result.errors.append(LoadError(number, f"not valid UTF-8 (byte {raw[exc.start]:#04x}); save the file as UTF-8"))
+                continue
+            if not text.strip():
+                continue
+            item, errors = parse_line(text, number)
+            result.errors.extend(errors)
+            if item is None:
+                continue
+            if item.id in first_line_of:
+                result.errors.append(LoadError(number, f"duplicate id {item.id!r} (first on line {first_line_of[item.id]})", "id"))
+                continue
+            first_line_of[item.id] = number
+            result.items.append(item)
+    return result
+
+
+def _existing_ids(text: str) -> set[str]:
+    ids = set()
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("id"), str):
+            ids.add(row["id"])
+    return ids
+
+
+def append_item(path: Path | str, item: EvalItem | dict) -> EvalItem:
+    """Validate ``item`` and add it as the last line of the set, atomically.
+
+    The new file is written next to the old one and renamed over it, so a
+    crash leaves either the old file or the new one, never half a line. An
+    exclusive lock on the folder keeps two writers from losing each other's line.
+
+    Raises:
+        ValueError: the item is invalid or its id is already in the set.
+    """
+    path = Path(path)
+    if not isinstance(item, EvalItem):
+        try:
+            item = EvalItem.model_validate(item)
+        except ValidationError as exc:
+            raise ValueError("; ".join(e.message if not e.field else f"field '{e.field}': {e.message}"
+                                       for e in _validation_errors(exc, 0))) from None
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    folder_fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(folder_fd, fcntl.LOCK_EX)
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+        if item.id in _existing_ids(old):
+            raise ValueError(f"id {item.id!r} is already in {path}; choose another id")
+        if old and not old.endswith("\n"):
+            old += "\n"
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as tmp:
+                tmp.write(old + item.to_json_line() + "\n")
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            if path.exists():
+                os.chmod(tmp_name, path.stat().st_mode & 0o777)
+            else:
+                os.chmod(tmp_name, 0o644)
+            os.replace(tmp_name, path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        os.fsync(folder_fd)  # make the rename itself durable
+    finally:
+        os.close(folder_fd)  # also releases the lock
+    return item
