@@ -116,5 +116,13 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     launch(qa, host=host or settings.host, port=port or settings.port)
 
 
+def _register_eval() -> None:
+    from evals.cli import eval_command
+
+    main.add_command(eval_command)
+
+
+_register_eval()
+
 if __name__ == "__main__":
     main()

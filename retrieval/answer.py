@@ -20,7 +20,7 @@ from .models import REFUSAL_MESSAGE, Answer, Citation, Hit
 # "2021年" must appear as such in the evidence: a range like (2021—2025年) is no answer about 2021.
 YEAR = re.compile(r"(?:19|20)\d{2}年?")
 # Questions that ask for a count or amount are answered only by a sentence that states one.
-QUANTITY_QUESTION = re.compile(r"多少|几|数量|比例|百分之|多大|多长|多久")
+QUANTITY_QUESTION = re.compile(r"多少|(?<!哪)几|数量|比例|百分之|多大|多长|多久")
 # A stated amount: 1726个, 100%, 60课时, 十项, 首批, 第三批; not a year (2023年) or a range (2021—2025).
 INTERROGATIVE = re.compile(r"多少|几|哪|什么|谁|怎么|怎样|如何|是否|有没有|吗")
 # Questions whose answer is a list of items: 有哪些不足？ 2024年有哪些打算？ 做了什么？
