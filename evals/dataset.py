@@ -25,6 +25,16 @@ class Turn(BaseModel):
     answer: str
 
 
+def _check_against_answerable(values: list[str], answerable: bool | None, one: str, many: str) -> None:
+    """An answerable item needs at least one of ``values``, an unanswerable one none; none may be blank."""
+    if answerable is True and not values:
+        raise ValueError(f"an answerable item needs at least one {one}")
+    if answerable is False and values:
+        raise ValueError(f"an unanswerable item has no {many}; use []")
+    if any(not value.strip() for value in values):
+        raise ValueError(f"a {one} is empty")
+
+
 class EvalItem(BaseModel):
     """One question of the evaluation set with what a correct answer must show."""
 
@@ -50,25 +60,13 @@ class EvalItem(BaseModel):
     @field_validator("required_facts")
     @classmethod
     def _facts_match_answerable(cls, facts: list[str], info: ValidationInfo) -> list[str]:
-        answerable = info.data.get("answerable")
-        if answerable is True and not facts:
-            raise ValueError("an answerable item needs at least one required fact")
-        if answerable is False and facts:
-            raise ValueError("an unanswerable item has no required facts; use []")
-        if any(not fact.strip() for fact in facts):
-            raise ValueError("a required fact is empty")
+        _check_against_answerable(facts, info.data.get("answerable"), "required fact", "required facts")
         return facts
 
     @field_validator("evidence")
     @classmethod
     def _evidence_supports_facts(cls, evidence: list[str], info: ValidationInfo) -> list[str]:
-        answerable = info.data.get("answerable")
-        if answerable is True and not evidence:
-            raise ValueError("an answerable item needs at least one evidence quote")
-        if answerable is False and evidence:
-            raise ValueError("an unanswerable item has no evidence; use []")
-        if any(not quote.strip() for quote in evidence):
-            raise ValueError("an evidence quote is empty")
+        _check_against_answerable(evidence, info.data.get("answerable"), "evidence quote", "evidence")
         quotes = [unicodedata.normalize("NFKC", q) for q in evidence]
         for fact in info.data.get("required_facts") or []:
             if not any(unicodedata.normalize("NFKC", fact) in q for q in quotes):
