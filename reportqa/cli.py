@@ -68,37 +68,66 @@ def _print_answer(answer) -> None:
         click.echo(f"    “{c.quote}”")
 
 
+def _load_history(value: str | None) -> list[dict]:
+    """--history: a JSON list of {"question", "answer"} turns, inline or in a file."""
+    if not value:
+        return []
+    text = Path(value).read_text(encoding="utf-8") if Path(value).is_file() else value
+    try:
+        turns = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON ({exc}); expected a list of {{\"question\", \"answer\"}}") from None
+    if not isinstance(turns, list) or not all(isinstance(t, dict) and "question" in t for t in turns):
+        raise click.BadParameter('expected a JSON list of {"question": ..., "answer": ...} objects')
+    return turns
+
+
+def _answer_line(qa, line: str, history: list[dict], as_json: bool) -> bool:
+    """Answer one line of input; report a bad question and go on. True when answered."""
+    try:
+        answer = qa.ask(line, history)
+    except InvalidQuestion as exc:
+        if as_json:
+            click.echo(json.dumps({"question": line, "error": exc.message}, ensure_ascii=False))
+        else:
+            click.echo(f"error: {exc.message}", err=True)
+        return False
+    if as_json:
+        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
+    else:
+        _print_answer(answer)
+        click.echo("")
+    sys.stdout.flush()
+    history.append({"question": line, "answer": answer.text})
+    return True
+
+
 @main.command()
 @click.argument("question", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (one per line when reading stdin).")
+@click.option("--history", metavar="JSON|FILE", help='Earlier turns, oldest first: [{"question": ..., "answer": ...}].')
+@click.option("-i", "--interactive", is_flag=True, help="A conversation: each question may follow up on the last.")
 @click.pass_context
 @_friendly
-def ask(ctx: click.Context, question: str | None, as_json: bool) -> None:
+def ask(ctx: click.Context, question: str | None, as_json: bool, history: str | None, interactive: bool) -> None:
     """Answer QUESTION, or one question per line from standard input."""
+    turns = _load_history(history)
     qa = _service(ctx)
     qa.load()  # a missing or stale index is refused here with the fix, before reading any input
     if question is not None:
-        answer = qa.ask(question)
+        answer = qa.ask(question, turns)
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False)) if as_json else _print_answer(answer)
         return
+    if interactive:
+        click.echo("请输入问题（可以追问；空行或 Ctrl-D 结束）。", err=True)
     for line in sys.stdin:
         line = line.rstrip("\n")
         if not line.strip():
+            if interactive:
+                break
             continue
-        try:
-            answer = qa.ask(line)
-        except InvalidQuestion as exc:
-            if as_json:
-                click.echo(json.dumps({"question": line, "error": exc.message}, ensure_ascii=False))
-            else:
-                click.echo(f"error: {exc.message}", err=True)
-            continue
-        if as_json:
-            click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
-        else:
-            _print_answer(answer)
-            click.echo("")
-        sys.stdout.flush()
+        # Lines from a pipe are independent questions; in a conversation each may follow up.
+        _answer_line(qa, line, turns if interactive else [], as_json)
 
 
 @main.command()

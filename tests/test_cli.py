@@ -138,3 +138,20 @@ def test_unknown_embedder_is_named_with_the_fix(data_dir):
     assert result.returncode == 1
     assert "no-such-org/no-such-model" in result.stderr and "REPORTQA_EMBEDDER" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_history_resolves_a_follow_up(data_dir):
+    history = json.dumps([{"question": "大连有几支市级应急救援队伍？", "answer": "16支"}], ensure_ascii=False)
+    result = reportqa(data_dir, "ask", "--json", "--history", history, "它们一年演练了多少次？")
+    assert result.returncode == 0, result.stderr
+    assert "335" in json.loads(result.stdout)["answer"]
+    bad = reportqa(data_dir, "ask", "--history", "[oops", "它们一年演练了多少次？")
+    assert bad.returncode == 2 and "not JSON" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_interactive_mode_keeps_the_conversation(data_dir):
+    result = reportqa(data_dir, "ask", "-i", "--json", stdin="大连有几支市级应急救援队伍？\n它们一年演练了多少次？\n")
+    assert result.returncode == 0, result.stderr
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert "16支" in first["answer"]
+    assert "335" in second["answer"] and second["question"] == "它们一年演练了多少次？"
