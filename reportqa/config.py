@@ -28,8 +28,22 @@ class Settings(BaseSettings):
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     max_question_chars: int = 500
 
+    # Optional cross-encoder reranker (sentence-transformers CrossEncoder name or folder); off when empty.
+    reranker: str | None = None
+    rerank_candidates: int = 20
+
+    # Optional LLM answerer: any OpenAI-compatible chat endpoint; nothing is sent unless base URL and model are set.
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    llm_timeout_s: float = 30.0
+
     host: str = "127.0.0.1"
     port: int = 7860
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.llm_base_url and self.llm_model)
 
     @property
     def raw_path(self) -> Path:
