@@ -7,26 +7,13 @@ citation markers like [1] are removed before it is checked.
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from retrieval import grounding
+from retrieval.grounding import NUMBER, TITLE, answer_body, normalise  # noqa: F401  (NUMBER, TITLE: ui.staff)
+
 from .models import CitedPassage, Passage
-
-CITATION_MARKER = re.compile(r"\[\d+\]")
-NUMBER = re.compile(r"\d+(?:\.\d+)?")
-TITLE = re.compile(r"《[^《》]+》")
-
-
-def normalise(text: str) -> str:
-    """NFKC form of ``text``: the form every substring check below compares."""
-    return unicodedata.normalize("NFKC", text)
-
-
-def answer_body(answer_text: str) -> str:
-    """The answer as compared: NFKC-normalised, without citation markers like [1]."""
-    return CITATION_MARKER.sub("", normalise(answer_text))
 
 
 # --- retrieval ---------------------------------------------------------------
@@ -120,19 +107,8 @@ def citation_recall(cited: Sequence[CitedPassage], quotes: Sequence[Passage]) ->
 
 
 def ungrounded_claims(answer_text: str, cited: Sequence[CitedPassage]) -> list[str]:
-    """The numbers and 《titles》 of an answer that no cited passage contains.
-
-    A number is a maximal run of digits with an optional decimal part
-    (2021—2025 is two numbers); it is grounded when it is one of the numbers
-    of a cited passage, so 26 is not grounded by 1726. A title, brackets
-    included, is grounded when it is a substring of a cited passage.
-    """
-    body = answer_body(answer_text)
-    sources = [normalise(c.passage.text) for c in cited]
-    known_numbers = {n for text in sources for n in NUMBER.findall(text)}
-    missing = [n for n in dict.fromkeys(NUMBER.findall(body)) if n not in known_numbers]
-    missing += [t for t in dict.fromkeys(TITLE.findall(body)) if not any(t in text for text in sources)]
-    return missing
+    """The numbers and 《titles》 of an answer that no cited passage contains (see retrieval.grounding)."""
+    return grounding.ungrounded_claims(answer_text, [c.passage.text for c in cited])
 
 
 def groundedness(answer_text: str, refused: bool, cited: Sequence[CitedPassage]) -> float:

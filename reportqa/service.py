@@ -1,6 +1,7 @@
 """ReportQA: the one object the CLI and the UI talk to (load once, ask many)."""
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,12 +11,15 @@ from ingest.chunker import ChunkerSettings
 from ingest.store import StoredIndex, check_matches, differences, load_index, read_manifest
 from retrieval.answer import AnswerSettings, ExtractiveAnswerer
 from retrieval.followup import resolve_follow_up
+from retrieval.grounding import ungrounded_claims
 from retrieval.models import Answer, Hit, Turn
 from retrieval.search import HybridRetriever
 
 from .config import Settings
 from .embeddings import Embedder, make_embedder
 from .errors import IndexMismatch, IndexMissing, InvalidQuestion, ReportQAError
+
+logger = logging.getLogger(__name__)
 
 
 def validate_question(question: str | None, max_chars: int) -> str:
@@ -120,6 +124,20 @@ class ReportQA:
         titles = [s.get("title") or s["source"] for s in self.index.manifest.sources if s.get("status") == "indexed"]
         return titles
 
+    @staticmethod
+    def _grounded(answer: Answer) -> Answer:
+        """Check, before an answer is shown, that its numbers and 《titles》 are in its citations.
+
+        The extractive answerer quotes whole sentences, so a violation is a
+        bug: it is logged and the answer falls back to the cited sentences alone.
+        """
+        problems = ungrounded_claims(answer.text, [c.chunk.text for c in answer.citations])
+        if answer.refused or not problems:
+            return answer
+        logger.error("ungrounded answer to %r: %s not in its citations; showing the quotes only", answer.question, problems)
+        answer.text = "\n".join(f"{c.quote}[{c.n}]" for c in answer.citations)
+        return answer
+
     def retrieve(self, question: str, top_k: int | None = None, history: Sequence[Turn | dict] | None = None) -> list[Hit]:
         """The passages a question retrieves (after resolving a follow-up), best first."""
         query = resolve_follow_up(validate_question(question, self.settings.max_question_chars), history)
@@ -142,6 +160,7 @@ class ReportQA:
         t1 = time.perf_counter()
         answer = self._answerer.answer(query, hits, query_vector, asked=question)
         t2 = time.perf_counter()
+        answer = self._grounded(answer)
         answer.question = question
         answer.resolved_question = query if query != question else ""
         answer.timings_ms = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000}

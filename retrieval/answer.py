@@ -22,6 +22,9 @@ YEAR = re.compile(r"(?:19|20)\d{2}年?")
 # Questions that ask for a count or amount are answered only by a sentence that states one.
 QUANTITY_QUESTION = re.compile(r"多少|(?<!哪)几|数量|比例|百分之|多大|多长|多久")
 # A stated amount: 1726个, 100%, 60课时, 十项, 首批, 第三批; not a year (2023年) or a range (2021—2025).
+# Questions that want one precise thing: an amount, a name, a place, a document.
+PRECISE_QUESTION = re.compile(r"多少|(?<!哪)几|哪(?:个|部|一|里|家|位|项|次|年)|什么|谁|叫")
+_OPEN_BRACKETS, _CLOSE_BRACKETS = "“‘《(（「『", "”’》)）」』"
 INTERROGATIVE = re.compile(r"多少|几|哪|什么|谁|怎么|怎样|如何|是否|有没有|吗")
 # Questions whose answer is a list of items: 有哪些不足？ 2024年有哪些打算？ 做了什么？
 LIST_QUESTION = re.compile(r"哪些|哪几|什么(?:措施|举措|工作|成果|成效|打算|荣誉)|做了什么|打算|不足|成果|成效|举措|措施")
@@ -66,6 +69,7 @@ class QuestionTerms:
     anchors: list[str] = field(default_factory=list)  # years and proper names that must be in the evidence
     wants_quantity: bool = False
     wants_list: bool = False
+    wants_precise: bool = False
 
 
 class ExtractiveAnswerer:
@@ -99,6 +103,7 @@ class ExtractiveAnswerer:
             anchors=sorted(set(anchors)),
             wants_quantity=bool(QUANTITY_QUESTION.search(question)),
             wants_list=bool(LIST_QUESTION.search(question)),
+            wants_precise=bool(PRECISE_QUESTION.search(question)),
         )
 
     @staticmethod
@@ -151,6 +156,7 @@ class ExtractiveAnswerer:
         if asked is not None and INTERROGATIVE.search(asked):  # 那2022年呢？ keeps the previous question's kind
             qterms.wants_quantity = bool(QUANTITY_QUESTION.search(asked))
             qterms.wants_list = bool(LIST_QUESTION.search(asked))
+            qterms.wants_precise = bool(PRECISE_QUESTION.search(asked))
         candidates = self._candidates(hits, query_vector, qterms)
         grounded = [c for c in candidates if self._grounded_anchors(qterms, c.chunk)]
         if not grounded or not self._confident(grounded[0], qterms, hits):
@@ -162,8 +168,35 @@ class ExtractiveAnswerer:
             Citation(n=i, chunk=c.chunk, quote=c.text, start=c.span.start, end=c.span.end)
             for i, c in enumerate(chosen, start=1)
         ]
-        text = "\n".join(f"{c.quote}[{c.n}]" for c in citations)
+        lines = [f"{c.quote}[{c.n}]" for c in citations]
+        lead = self.lead_clause(chosen[0], qterms) if qterms.wants_precise and not qterms.wants_list else ""
+        if lead and lead != citations[0].quote:
+            # The direct answer first, the sentence that supports it right under it.
+            lines[0] = f"{lead}[1]\n原文：“{citations[0].quote}”"
+        text = "\n".join(lines)
         return Answer(question=question, text=text, refused=False, citations=citations)
+
+    def lead_clause(self, best: _Candidate, qterms: QuestionTerms) -> str:
+        """The clause of the best sentence that answers a precise question: 全市建成便民服务站1726个.
+
+        The sentence is cut at commas and semicolons outside quotes, brackets
+        and 《titles》; the clause with most of the question's words wins
+        (holding an amount when one is asked for). The whole sentence is
+        kept when it has one clause or no clause matches.
+        """
+        clauses = split_clauses(best.text)
+        if len(clauses) < 2:
+            return best.text
+
+        def rank(index: int) -> tuple:
+            clause = clauses[index]
+            has_amount = bool(QUANTITY.search(clause)) if qterms.wants_quantity else True
+            return (has_amount, self.coverage(qterms, clause, best.chunk.doc_title), -index)
+
+        index = max(range(len(clauses)), key=rank)
+        if self.coverage(qterms, clauses[index], best.chunk.doc_title) == 0:
+            return best.text
+        return clauses[index] + "。"
 
     def _select(self, grounded: list[_Candidate], qterms: QuestionTerms) -> list[_Candidate]:
         """The best sentence, then those close to it: a few for a fact, a list for 哪些."""
@@ -203,3 +236,20 @@ class ExtractiveAnswerer:
             if hit.dense_score >= self.settings.min_similarity - 0.02 and hit.chunk.section not in suggestions:
                 suggestions.append(hit.chunk.section)
         return Answer(question=question, text=REFUSAL_MESSAGE, refused=True, suggestions=suggestions[:3])
+
+
+def split_clauses(sentence: str) -> list[str]:
+    """Cut a sentence at ,，;； outside quotes, brackets and 《titles》; end punctuation dropped."""
+    clauses, depth, current = [], 0, []
+    for ch in sentence.rstrip("。！？；!?;"):
+        if ch in _OPEN_BRACKETS:
+            depth += 1
+        elif ch in _CLOSE_BRACKETS:
+            depth = max(0, depth - 1)
+        if ch in ",，;；" and depth == 0:
+            clauses.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    clauses.append("".join(current))
+    return [c.strip() for c in clauses if c.strip()]

@@ -32,8 +32,10 @@ def test_fact_questions_are_answered_with_the_supporting_sentence(qa, report_tex
     assert not answer.refused
     assert fact in answer.text
     first = answer.citations[0]
-    # The lead sentence is the first citation, marked [1], and it holds the fact.
-    assert answer.text.startswith(first.quote) and "[1]" in answer.text
+    # The answer leads with the fact, marked [1], and quotes the sentence that supports it.
+    lead = answer.text.splitlines()[0]
+    assert fact in lead and lead.endswith("[1]")
+    assert first.quote in answer.text
     assert fact in first.quote
     assert report_text[first.start : first.end] == first.quote
     assert first.quote in first.chunk.text
@@ -70,3 +72,37 @@ def test_timings_are_reported(qa):
     answer = qa.ask("全市建成了多少个便民服务站？")
     assert set(answer.timings_ms) == {"retrieve", "answer"}
     assert all(v > 0 for v in answer.timings_ms.values())
+
+
+@pytest.mark.parametrize(
+    ("question", "lead"),
+    [
+        ("全市建成了多少个便民服务站？", "全市建成便民服务站1726个。[1]"),
+        ("多少人获得行政执法资格？", "2952人获得行政执法资格。[1]"),
+        ("有多少个高频事项实现全市通办？", "300个高频事项实现“全市通办”。[1]"),
+    ],
+)
+def test_precise_questions_lead_with_the_exact_span(qa, question, lead):
+    answer = qa.ask(question)
+    assert answer.text.splitlines()[0] == lead
+    assert answer.text.splitlines()[1] == f"原文：“{answer.citations[0].quote}”"
+
+
+def test_list_questions_gather_the_items_each_cited(qa):
+    answer = qa.ask("2024年有哪些工作打算？")
+    lines = answer.text.splitlines()
+    assert len(lines) >= 5 and len(answer.citations) == len(lines)
+    assert all(c.chunk.section == "二、2024年工作打算" for c in answer.citations)
+    assert any("机构改革" in line for line in lines)
+
+
+def test_an_ungrounded_answer_is_never_shown(qa, caplog):
+    from reportqa.service import ReportQA
+
+    answer = qa.ask("全市建成了多少个便民服务站？")
+    answer.text = "全市建成便民服务站1800个，依据《不存在的规定》。[1]"
+    with caplog.at_level("ERROR"):
+        shown = ReportQA._grounded(answer)
+    assert "1800" not in shown.text and "《不存在的规定》" not in shown.text
+    assert shown.text == f"{answer.citations[0].quote}[1]"
+    assert "1800" in caplog.text and "《不存在的规定》" in caplog.text
