@@ -10,6 +10,7 @@ from ingest.build import BuildResult, build_index, embedder_info, source_hashes
 from ingest.chunker import ChunkerSettings
 from ingest.store import StoredIndex, check_matches, differences, load_index, read_manifest
 from retrieval.answer import AnswerSettings, ExtractiveAnswerer
+from retrieval.compose import merge_answers, split_parts
 from retrieval.followup import resolve_follow_up
 from retrieval.grounding import ungrounded_claims
 from retrieval.models import Answer, Hit, Turn
@@ -149,22 +150,39 @@ class ReportQA:
         """Answer one question from the reports, or refuse plainly.
 
         ``history``: earlier turns, oldest first; a follow-up (那2024年呢？) is
-        joined to the previous question before retrieval.
+        joined to the previous question before retrieval. A question with two
+        or three parts (办了多少件？满意率多少？) gets each part answered, or
+        named as not covered.
         """
         question = validate_question(question, self.settings.max_question_chars)
         self.load()
         t0 = time.perf_counter()
+        parts = split_parts(question)
+        turns = list(history or [])
+        answers, retrieve_ms = [], 0.0
+        for part in parts:
+            answer, part_ms = self._answer_one(part, turns)
+            answers.append(answer)
+            retrieve_ms += part_ms
+            # The next part follows up on this one as understood (follow-up resolved), not as typed.
+            turns.append(Turn(answer.resolved_question or part, answer.text))
+        answer = answers[0] if len(parts) == 1 else merge_answers(question, parts, answers)
+        answer = self._grounded(answer)
+        answer.question = question
+        total_ms = (time.perf_counter() - t0) * 1000
+        answer.timings_ms = {"retrieve": retrieve_ms, "answer": total_ms - retrieve_ms}
+        return answer
+
+    def _answer_one(self, question: str, history: Sequence[Turn | dict]) -> tuple[Answer, float]:
+        """Retrieve for one (resolved) question and answer it; returns the answer and retrieval ms."""
+        t0 = time.perf_counter()
         query = resolve_follow_up(question, history)
         query_vector = self.embedder.encode_queries([query])[0]
         hits = self._retriever.search(query_vector, query, top_k=self.settings.top_k)
-        t1 = time.perf_counter()
+        retrieve_ms = (time.perf_counter() - t0) * 1000
         answer = self._answerer.answer(query, hits, query_vector, asked=question)
-        t2 = time.perf_counter()
-        answer = self._grounded(answer)
-        answer.question = question
         answer.resolved_question = query if query != question else ""
-        answer.timings_ms = {"retrieve": (t1 - t0) * 1000, "answer": (t2 - t1) * 1000}
-        return answer
+        return answer, retrieve_ms
 
 
 __all__ = ["ReportQA", "validate_question", "ReportQAError", "IndexMismatch"]

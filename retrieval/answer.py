@@ -169,14 +169,16 @@ class ExtractiveAnswerer:
             for i, c in enumerate(chosen, start=1)
         ]
         lines = [f"{c.quote}[{c.n}]" for c in citations]
-        lead = self.lead_clause(chosen[0], qterms) if qterms.wants_precise and not qterms.wants_list else ""
+        # A follow-up's own words (满意率多少？) pick the clause; the joined question found the sentence.
+        focus = self.question_terms(asked) if asked and asked != question else qterms
+        lead = self.lead_clause(chosen[0], qterms, focus) if qterms.wants_precise and not qterms.wants_list else ""
         if lead and lead != citations[0].quote:
             # The direct answer first, the sentence that supports it right under it.
             lines[0] = f"{lead}[1]\n原文：“{citations[0].quote}”"
         text = "\n".join(lines)
         return Answer(question=question, text=text, refused=False, citations=citations)
 
-    def lead_clause(self, best: _Candidate, qterms: QuestionTerms) -> str:
+    def lead_clause(self, best: _Candidate, qterms: QuestionTerms, focus: QuestionTerms | None = None) -> str:
         """The clause of the best sentence that answers a precise question: 全市建成便民服务站1726个.
 
         The sentence is cut at commas and semicolons outside quotes, brackets
@@ -188,13 +190,16 @@ class ExtractiveAnswerer:
         if len(clauses) < 2:
             return best.text
 
+        focus = focus or qterms
+        title = best.chunk.doc_title
+
         def rank(index: int) -> tuple:
             clause = clauses[index]
             has_amount = bool(QUANTITY.search(clause)) if qterms.wants_quantity else True
-            return (has_amount, self.coverage(qterms, clause, best.chunk.doc_title), -index)
+            return (has_amount, self.coverage(focus, clause, title), self.coverage(qterms, clause, title), -index)
 
         index = max(range(len(clauses)), key=rank)
-        if self.coverage(qterms, clauses[index], best.chunk.doc_title) == 0:
+        if self.coverage(qterms, clauses[index], title) == 0:
             return best.text
         return clauses[index] + "。"
 

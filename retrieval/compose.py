@@ -1,0 +1,52 @@
+"""Questions with several parts (办了多少件？满意率多少？): split, answer each, merge.
+
+Each part after the first is read as a follow-up of the one before, so
+满意率多少？ keeps the topic of 办了多少件人大建议？. A part the report does not
+answer is named in the answer instead of being dropped silently.
+"""
+from __future__ import annotations
+
+import re
+
+from .models import REFUSAL_MESSAGE, Answer, Citation
+
+_PART_END = re.compile(r"(?<=[？?；;])")
+_INTERROGATIVE = re.compile(r"多少|几|哪|什么|谁|怎么|怎样|如何|是否|有没有|吗|呢")
+MAX_PARTS = 3
+NOT_COVERED = "报告中没有提到：{part}"
+
+
+def split_parts(question: str) -> list[str]:
+    """The question's parts, when it asks two or three things each with its own question word."""
+    parts = [p.strip() for p in _PART_END.split(question.strip()) if p.strip()]
+    if not 2 <= len(parts) <= MAX_PARTS or not all(_INTERROGATIVE.search(p) for p in parts):
+        return [question]
+    return parts
+
+
+_MARKER = re.compile(r"\[(\d+)\]")
+
+
+def merge_answers(question: str, parts: list[str], answers: list[Answer]) -> Answer:
+    """One answer from the parts' answers, citations renumbered and shared where identical."""
+    if all(a.refused for a in answers):
+        suggestions = list(dict.fromkeys(s for a in answers for s in a.suggestions))[:3]
+        return Answer(question=question, text=REFUSAL_MESSAGE, refused=True, suggestions=suggestions)
+    citations: list[Citation] = []
+    number_of: dict[tuple[str, int], int] = {}
+    lines: list[str] = []
+    for part, answer in zip(parts, answers):
+        if answer.refused:
+            lines.append(NOT_COVERED.format(part=part))
+            continue
+        renumber: dict[int, int] = {}
+        for c in answer.citations:
+            key = (c.chunk.chunk_id, c.start)
+            if key not in number_of:
+                number_of[key] = len(citations) + 1
+                citations.append(Citation(number_of[key], c.chunk, c.quote, c.start, c.end))
+            renumber[c.n] = number_of[key]
+        for line in _MARKER.sub(lambda m: f"[{renumber[int(m.group(1))]}]", answer.text).splitlines():
+            if not (line.startswith("原文：") and line in lines):  # one quote of a shared sentence is enough
+                lines.append(line)
+    return Answer(question=question, text="\n".join(lines), refused=False, citations=citations)
