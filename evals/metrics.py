@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from retrieval import grounding
-from retrieval.grounding import NUMBER, TITLE, answer_body, normalise  # noqa: F401  (NUMBER, TITLE: ui.staff)
+from retrieval.grounding import answer_body, normalise
 
 from .models import CitedPassage, Passage
 

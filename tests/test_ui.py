@@ -163,11 +163,29 @@ def test_respond_unexpected_error_is_a_chinese_apology(qa, caplog):
     assert any("boom" in (r.exc_text or "") or r.exc_info for r in caplog.records)
 
 
+def test_chat_resolves_follow_ups_against_the_conversation(qa):
+    chat = ui_app.make_chat(qa)
+    history, _, turns, _ = chat("大连有几支市级应急救援队伍？", [], [])
+    history, box, turns, last = chat("它们一年演练了多少次？", history, turns)
+    reply = history[-1]["content"]
+    assert "335" in reply and "rqa-resolved" in reply and "大连有几支市级应急救援队伍" in reply
+    assert box == "" and len(turns) == 2 and last["answer"].resolved_question
+
+
 def test_ask_api_function(qa):
     ask = ui_app.make_ask_api(qa)
     assert ask("") == {"error": "请输入您的问题。"}
     out = ask("全市建成了多少个便民服务站？")
     assert out == json.loads(json.dumps(out)) and "1726" in out["answer"]
+
+
+def test_app_has_the_chat_and_the_staff_tab_with_eval_paths_beside_the_data(qa):
+    demo = build_app(qa)
+    config = json.dumps(demo.get_config_file(), ensure_ascii=False, default=str)
+    assert "市民问答" in config and "评测（工作人员）" in config and "加入评测集（工作人员）" in config
+    eval_set, out_dir = ui_app.default_eval_paths(qa)
+    assert eval_set == qa.settings.data_dir / "evals" / "qa.jsonl"
+    assert out_dir == qa.settings.data_dir.parent / "reports" / "eval"
 
 
 # ---------------------------------------------------------------- served app

@@ -19,6 +19,10 @@ How Gradio 6 shows chat messages (checked in the installed frontend):
 Nothing phones home: analytics are off before Gradio is imported, the theme
 uses system font stacks only (no Google Fonts, no CDN), and ``launch`` never
 creates a share link, SSR Node server or MCP server.
+
+Two tabs: 市民问答 (the chat, with a closed accordion where staff file the last
+question into the evaluation set) and 评测（工作人员） (run the evaluation, read
+the failures); the staff side is ``ui/staff.py``.
 """
 import os
 
@@ -28,12 +32,15 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import html  # noqa: E402
 import logging  # noqa: E402
 import re  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
 from reportqa.errors import InvalidQuestion, ReportQAError  # noqa: E402
-from retrieval.models import Answer, Citation  # noqa: E402
+from retrieval.models import Answer, Citation, Turn  # noqa: E402
+
+from .staff import STAFF_CSS, StaffEval, build_add_form, build_staff_tab, strip_markers  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +83,9 @@ CSS = """
 .rqa-passage { margin: .2rem 0; padding-left: .6rem; border-left: 3px solid var(--border-color-primary); }
 .rqa-passage mark { padding: 0 1px; }
 .rqa-answer ul { margin: 0; padding-left: 1.4rem; }
+.rqa-resolved { color: var(--body-text-color-subdued); font-size: .9em; }
 .rqa-refusal-badge { font-weight: 600; color: var(--color-accent); }
-"""
+""" + STAFF_CSS
 
 _MARKER = re.compile(r"\[(\d+)\]")
 
@@ -153,7 +161,10 @@ def render_answer_html(answer: Answer) -> str:
     if answer.refused:
         return render_refusal_html(answer)
     numbers = {c.n for c in answer.citations}
-    parts = ['<div class="rqa-answer">', render_answer_text_html(answer.text, numbers)]
+    parts = ['<div class="rqa-answer">']
+    if answer.resolved_question:  # a follow-up: say how it was understood
+        parts.append(f'<p class="rqa-resolved">（按“{_esc(answer.resolved_question)}”理解）</p>')
+    parts.append(render_answer_text_html(answer.text, numbers))
     if answer.citations:
         cards = "".join(render_citation_html(c, open_=(i == 0)) for i, c in enumerate(answer.citations))
         parts.append(f'<div class="rqa-sources"><div class="rqa-sources-title">来源</div>{cards}</div>')
@@ -185,31 +196,57 @@ def _warn(message_zh: str) -> None:
     gr.Warning(_esc(message_zh), title="提示")
 
 
+def _reply(qa, question: str, history: list | None, turns: list | None = None) -> tuple[list, str, Answer | None]:
+    """Ask ``qa`` (follow-ups resolved against ``turns``); (chat messages, textbox value, answer or None on error)."""
+    history = list(history or [])
+    question = question or ""
+    try:
+        answer = qa.ask(question, turns)
+    except ReportQAError as exc:  # InvalidQuestion and every other error a user can act on
+        _warn(exc.message_zh)
+        if not isinstance(exc, InvalidQuestion):
+            history += [{"role": "user", "content": render_question_html(question)},
+                        {"role": "assistant", "content": render_error_html(exc.message_zh)}]
+        return history, question, None  # keep what the user typed
+    except Exception:
+        logger.exception("unexpected error while answering %r", question)
+        _warn(GENERIC_ERROR_ZH)
+        history += [{"role": "user", "content": render_question_html(question)},
+                    {"role": "assistant", "content": render_error_html(GENERIC_ERROR_ZH)}]
+        return history, question, None
+    history += [{"role": "user", "content": render_question_html(question)},
+                {"role": "assistant", "content": render_answer_html(answer)}]
+    return history, "", answer
+
+
 def make_respond(qa):
     """The chat callback: (question, history) -> (history, textbox value)."""
 
     def respond(question: str, history: list | None) -> tuple[list, str]:
-        history = list(history or [])
-        question = question or ""
-        try:
-            answer = qa.ask(question)
-        except ReportQAError as exc:  # InvalidQuestion and every other error a user can act on
-            _warn(exc.message_zh)
-            if not isinstance(exc, InvalidQuestion):
-                history += [{"role": "user", "content": render_question_html(question)},
-                            {"role": "assistant", "content": render_error_html(exc.message_zh)}]
-            return history, question  # keep what the user typed
-        except Exception:
-            logger.exception("unexpected error while answering %r", question)
-            _warn(GENERIC_ERROR_ZH)
-            history += [{"role": "user", "content": render_question_html(question)},
-                        {"role": "assistant", "content": render_error_html(GENERIC_ERROR_ZH)}]
-            return history, question
-        history += [{"role": "user", "content": render_question_html(question)},
-                    {"role": "assistant", "content": render_answer_html(answer)}]
-        return history, ""
+        history, box, _ = _reply(qa, question, history)
+        return history, box
 
     return respond
+
+
+def make_chat(qa):
+    """``respond`` that also remembers the conversation for the staff form:
+    (question, history, turns) -> (history, textbox value, turns, last answer).
+
+    ``turns`` are the earlier (question, answer text) pairs of this browser
+    session; the last answer is {"answer": Answer, "earlier": turns before it},
+    or None after an error, when the form keeps what it had.
+    """
+
+    def chat(question: str, history: list | None, turns: list | None):
+        turns = list(turns or [])
+        history, box, answer = _reply(qa, question, history, turns)
+        if answer is None:
+            return history, box, turns, None
+        last = {"answer": answer, "earlier": turns}
+        return history, box, turns + [Turn(answer.question, strip_markers(answer.text))], last
+
+    return chat
 
 
 def make_ask_api(qa):
@@ -241,56 +278,84 @@ def _titles(qa) -> tuple[list[str], str | None]:
         return [], GENERIC_ERROR_ZH
 
 
-def build_app(qa) -> gr.Blocks:
-    """The Blocks app for ``qa`` (a reportqa.service.ReportQA). Launch it with ``launch``."""
+def default_eval_paths(qa) -> tuple[Path, Path]:
+    """The evaluation set and the output folder next to ``qa``'s data folder (data/evals/qa.jsonl, reports/eval)."""
+    data = Path(qa.settings.data_dir)
+    return data / "evals" / "qa.jsonl", data.parent / "reports" / "eval"
+
+
+def build_app(qa, eval_set_path: Path | str | None = None, eval_out_dir: Path | str | None = None) -> gr.Blocks:
+    """The Blocks app for ``qa`` (a reportqa.service.ReportQA). Launch it with ``launch``.
+
+    Args:
+        eval_set_path: the JSONL set staff add to and evaluate (default data/evals/qa.jsonl).
+        eval_out_dir: where 运行评测 writes results.jsonl, summary.json, report.md and chart.png
+            (default reports/eval beside the data folder).
+    """
     titles, error_zh = _titles(qa)
-    respond = make_respond(qa)
+    chat = make_chat(qa)
     page_title = f"{titles[0]} · {APP_TITLE}" if titles else APP_TITLE
+    default_set, default_out = default_eval_paths(qa)
+    staff = StaffEval(qa, eval_set_path or default_set, eval_out_dir or default_out)
 
     with gr.Blocks(title=page_title, analytics_enabled=False) as demo:
         gr.HTML(render_header_html(titles, error_zh), elem_id="rqa-header")
-        chatbot = gr.Chatbot(
-            elem_id="rqa-chat",
-            label="对话",
-            height=560,
-            render_markdown=False,  # messages are our own escaped HTML, never Markdown
-            sanitize_html=True,  # and Gradio's allow-list sanitizer still runs on them
-            latex_delimiters=[],
-            allow_tags=False,
-            buttons=[],  # no share-to-Hugging-Face button; copy would copy raw HTML
-            feedback_options=None,
-            placeholder="<p>请在下方输入关于报告的问题，或点击示例问题。</p>",
-        )
-        with gr.Row():
-            question = gr.Textbox(
-                show_label=False,
-                placeholder="输入您的问题，按回车发送",
-                lines=1,
-                max_lines=4,
-                scale=8,
-                autofocus=True,
-                elem_id="rqa-question",
-            )
-            send = gr.Button("发送", variant="primary", scale=1, min_width=80)
-        examples = gr.Examples(
-            examples=[[q] for q in EXAMPLE_QUESTIONS],
-            inputs=[question],
-            label="示例问题（点击即问）",
-            api_visibility="private",
-        )
-        gr.Markdown("回答均摘自报告原文，[n] 为出处编号；点开来源可查看原文段落。", elem_id="rqa-footnote")
-
-        chat_io = dict(inputs=[question, chatbot], outputs=[chatbot, question], api_visibility="private")
-        question.submit(respond, **chat_io)
-        send.click(respond, **chat_io)
-        examples.load_input_event.then(respond, **chat_io)
-
+        with gr.Tabs():
+            with gr.Tab("市民问答", id="chat", elem_id="rqa-chat-tab"):
+                _build_chat_tab(chat, staff)
+            build_staff_tab(demo, staff)
         gr.api(make_ask_api(qa), api_name="ask")
 
     # A plain ``demo.launch()`` still gets our theme and CSS (Gradio 6 reads these at launch).
     demo._deprecated_theme = THEME
     demo._deprecated_css = CSS
     return demo
+
+
+def _build_chat_tab(chat, staff: StaffEval) -> None:
+    """The citizens' chat, and under it the staff's add-to-set accordion."""
+    chatbot = gr.Chatbot(
+        elem_id="rqa-chat",
+        label="对话",
+        height=560,
+        render_markdown=False,  # messages are our own escaped HTML, never Markdown
+        sanitize_html=True,  # and Gradio's allow-list sanitizer still runs on them
+        latex_delimiters=[],
+        allow_tags=False,
+        buttons=[],  # no share-to-Hugging-Face button; copy would copy raw HTML
+        feedback_options=None,
+        placeholder="<p>请在下方输入关于报告的问题，或点击示例问题。</p>",
+    )
+    with gr.Row():
+        question = gr.Textbox(
+            show_label=False,
+            placeholder="输入您的问题，按回车发送",
+            lines=1,
+            max_lines=4,
+            scale=8,
+            autofocus=True,
+            elem_id="rqa-question",
+        )
+        send = gr.Button("发送", variant="primary", scale=1, min_width=80)
+    examples = gr.Examples(
+        examples=[[q] for q in EXAMPLE_QUESTIONS],
+        inputs=[question],
+        label="示例问题（点击即问）",
+        api_visibility="private",
+    )
+    gr.Markdown("回答均摘自报告原文，[n] 为出处编号；点开来源可查看原文段落。", elem_id="rqa-footnote")
+
+    turns = gr.State([])  # this session's earlier (question, answer) pairs
+    last_answer = gr.State(None)
+    prefill_io = build_add_form(staff, last_answer)
+
+    chat_io = dict(inputs=[question, chatbot, turns], outputs=[chatbot, question, turns, last_answer],
+                   api_visibility="private")
+    question.submit(chat, **chat_io).then(**prefill_io)
+    send.click(chat, **chat_io).then(**prefill_io)
+    examples.load_input_event.then(chat, **chat_io).then(**prefill_io)
+    # The chat's trash button starts a new conversation: later questions are not follow-ups of the old one.
+    chatbot.clear(lambda: ([], None), outputs=[turns, last_answer], api_visibility="private")
 
 
 def launch_options(host: str = "127.0.0.1", port: int | None = 7860, **kw: Any) -> dict:
@@ -314,12 +379,14 @@ def launch_options(host: str = "127.0.0.1", port: int | None = 7860, **kw: Any) 
     return options
 
 
-def launch(qa, host: str = "127.0.0.1", port: int = 7860, **kw: Any):
+def launch(qa, host: str = "127.0.0.1", port: int = 7860, eval_set_path: Path | str | None = None,
+           eval_out_dir: Path | str | None = None, **kw: Any):
     """Build the app for ``qa`` and serve it on host:port. Extra keywords go to ``Blocks.launch``."""
-    demo = build_app(qa)
+    demo = build_app(qa, eval_set_path, eval_out_dir)
     demo.launch(**launch_options(host, port, **kw))
     return demo
 
 
-__all__ = ["build_app", "launch", "render_answer_html", "render_passage_html", "render_citation_html",
-           "render_question_html", "render_header_html", "make_respond", "make_ask_api", "THEME", "CSS"]
+__all__ = ["build_app", "launch", "default_eval_paths", "render_answer_html", "render_passage_html",
+           "render_citation_html", "render_question_html", "render_header_html", "make_respond", "make_chat",
+           "make_ask_api", "THEME", "CSS"]
