@@ -76,16 +76,25 @@ def category_table(summary: dict, system: str = PRIMARY) -> str:
     return markdown_table(["Category"] + [title for _, title in CATEGORY_COLUMNS], rows)
 
 
-def _failure_reasons(result) -> list[str]:
+# Why an item failed, by language: report.md speaks English, the staff tab Chinese.
+FAILURE_WORDS = {
+    "en": ("refused an answerable question", "answered an unanswerable question", "missing ", "not in the cited passages: "),
+    "zh": ("拒答了可回答的问题", "回答了不可回答的问题", "缺少：", "引用段落中没有："),
+}
+
+
+def failure_reasons(result, lang: str = "en") -> list[str]:
+    """Why one item failed (empty when it passed): refusal errors, missing facts, ungrounded claims."""
+    refused, answered, missing, ungrounded = FAILURE_WORDS[lang]
     reasons = []
     if result.item.answerable and result.response.refused:
-        reasons.append("refused an answerable question")
+        reasons.append(refused)
     elif not result.item.answerable and not result.response.refused:
-        reasons.append("answered an unanswerable question")
+        reasons.append(answered)
     elif result.missing_facts:
-        reasons.append("missing " + "、".join(result.missing_facts))
+        reasons.append(missing + "、".join(result.missing_facts))
     if result.ungrounded:
-        reasons.append("not in the cited passages: " + "、".join(result.ungrounded))
+        reasons.append(ungrounded + "、".join(result.ungrounded))
     return reasons
 
 
@@ -109,7 +118,7 @@ def render_report(run: EvalRun) -> str:
                   "so they are not comparable one-to-one with ours (≈220 characters).", ""]
     if PRIMARY in run.systems:
         parts += [f"## `{PRIMARY}` by category", "", category_table(summary), ""]
-        failures = [(r, _failure_reasons(r)) for r in run.results_of(PRIMARY)]
+        failures = [(r, failure_reasons(r)) for r in run.results_of(PRIMARY)]
         failures = [(r, why) for r, why in failures if why]
         parts += [f"## `{PRIMARY}` failures ({len(failures)})", ""]
         for result, why in failures:

@@ -14,7 +14,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from evals import CitedPassage, EvalItem, ItemResult, LoadError, Passage, Response, load_eval_set  # noqa: E402
-from evals.report import _failure_reasons  # noqa: E402
+from evals.report import failure_reasons  # noqa: E402
 from retrieval.models import Turn  # noqa: E402
 from ui import launch  # noqa: E402
 from ui import staff as S  # noqa: E402
@@ -256,7 +256,7 @@ def test_pass_fail_rules_match_report_md(qa):
                                                          evidence=["300个高频事项实现“全市通办”"])]
     run = run_eval(items, build_systems(["ours"], qa.settings, qa))
     for result in run.results:
-        assert bool(S.failure_reasons_zh(result)) == bool(_failure_reasons(result))
+        assert bool(S.failure_reasons_zh(result)) == bool(failure_reasons(result))
     assert S.passed_by_id(run) == {"a": True, "b": False, "c": True}
 
 

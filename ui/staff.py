@@ -26,10 +26,10 @@ from evals import (
     CATEGORIES, SYSTEM_NAMES, EvalItem, EvalRun, ItemResult, LoadError, LoadResult, append_item, build_systems,
     load_eval_set, read_sources, run_eval, write_outputs,
 )
-from retrieval.grounding import NUMBER, TITLE
-from evals.report import CATEGORY_COLUMNS, HEADLINE, PRIMARY
+from evals.report import CATEGORY_COLUMNS, HEADLINE, PRIMARY, failure_reasons
 from reportqa.errors import ReportQAError
 from retrieval.followup import is_follow_up
+from retrieval.grounding import NUMBER, TITLE
 from retrieval.models import Answer, Turn
 
 logger = logging.getLogger(__name__)
@@ -308,17 +308,7 @@ def category_table(summary: dict, system: str = PRIMARY) -> pd.DataFrame:
 
 def failure_reasons_zh(result: ItemResult) -> list[str]:
     """Why an item failed, in Chinese; empty when it passed. Same rules as report.md's failure list."""
-    item, response = result.item, result.response
-    reasons = []
-    if item.answerable and response.refused:
-        reasons.append("拒答了可回答的问题")
-    elif not item.answerable and not response.refused:
-        reasons.append("回答了不可回答的问题")
-    elif result.missing_facts:
-        reasons.append("缺少：" + "、".join(result.missing_facts))
-    if result.ungrounded:
-        reasons.append("引用段落中没有：" + "、".join(result.ungrounded))
-    return reasons
+    return failure_reasons(result, "zh")
 
 
 def passed_by_id(run: EvalRun, system: str = PRIMARY) -> dict[str, bool]:
