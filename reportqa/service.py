@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 
 from ingest.build import BuildResult, build_index, embedder_info, source_hashes
 from ingest.chunker import ChunkerSettings
@@ -13,6 +13,7 @@ from retrieval.answer import AnswerSettings, ExtractiveAnswerer
 from retrieval.compose import merge_answers, split_parts
 from retrieval.followup import resolve_follow_up
 from retrieval.grounding import ungrounded_claims
+from retrieval.llm import LLMEvent, make_llm_answerer
 from retrieval.models import Answer, Hit, Turn
 from retrieval.search import HybridRetriever
 
@@ -57,6 +58,7 @@ class ReportQA:
         self._index: StoredIndex | None = None
         self._retriever: HybridRetriever | None = None
         self._answerer: ExtractiveAnswerer | None = None
+        self._llm = None  # an LLMAnswerer when an endpoint is configured; nothing is sent otherwise
 
     @property
     def embedder(self) -> Embedder:
@@ -115,6 +117,7 @@ class ReportQA:
         self._retriever = HybridRetriever(index, mode=self.settings.retrieval_mode)
         self._answerer = ExtractiveAnswerer(index, self.answer_settings)
         self._answerer.question_terms("预热")  # load jieba's dictionaries now, not on a citizen's first question
+        self._llm = make_llm_answerer(self.settings)
 
     @property
     def index(self) -> StoredIndex:
@@ -152,17 +155,44 @@ class ReportQA:
         ``history``: earlier turns, oldest first; a follow-up (那2024年呢？) is
         joined to the previous question before retrieval. A question with two
         or three parts (办了多少件？满意率多少？) gets each part answered, or
-        named as not covered.
+        named as not covered. With an LLM configured, its checked answer (or
+        the extractive one when the check fails); see ``ask_stream``.
+        """
+        final = None
+        for event in self.ask_stream(question, history):
+            final = event
+        return final.answer
+
+    def ask_stream(self, question: str, history: Sequence[Turn | dict] | None = None) -> Iterator[LLMEvent]:
+        """The answer as it is composed: partial texts, then a final event with the Answer.
+
+        The extractive answer is always computed first: it is the answer when
+        no LLM is configured, and the fallback when the LLM's reply fails its
+        checks, times out or errors.
         """
         question = validate_question(question, self.settings.max_question_chars)
         self.load()
+        extractive, hits = self._extractive(question, history)
+        if self._llm is None:
+            yield LLMEvent(text=extractive.text, answer=extractive)
+            return
+        query = extractive.resolved_question or question
+        for event in self._llm.stream(query, hits, extractive):
+            if event.final:
+                event.answer.timings_ms = {**extractive.timings_ms, **event.answer.timings_ms}
+                event = replace(event, answer=self._grounded(event.answer))
+            yield event
+
+    def _extractive(self, question: str, history: Sequence[Turn | dict] | None) -> tuple[Answer, list[Hit]]:
+        """The extractive answer and the passages it was chosen from (every part's, best first)."""
         t0 = time.perf_counter()
         parts = split_parts(question)
         turns = list(history or [])
-        answers, retrieve_ms = [], 0.0
+        answers, hits, retrieve_ms = [], {}, 0.0
         for part in parts:
-            answer, part_ms = self._answer_one(part, turns)
+            answer, part_hits, part_ms = self._answer_one(part, turns)
             answers.append(answer)
+            hits.update((h.chunk.chunk_id, h) for h in part_hits if h.chunk.chunk_id not in hits)
             retrieve_ms += part_ms
             # The next part follows up on this one as understood (follow-up resolved), not as typed.
             turns.append(Turn(answer.resolved_question or part, answer.text))
@@ -171,10 +201,10 @@ class ReportQA:
         answer.question = question
         total_ms = (time.perf_counter() - t0) * 1000
         answer.timings_ms = {"retrieve": retrieve_ms, "answer": total_ms - retrieve_ms}
-        return answer
+        return answer, list(hits.values())
 
-    def _answer_one(self, question: str, history: Sequence[Turn | dict]) -> tuple[Answer, float]:
-        """Retrieve for one (resolved) question and answer it; returns the answer and retrieval ms."""
+    def _answer_one(self, question: str, history: Sequence[Turn | dict]) -> tuple[Answer, list[Hit], float]:
+        """Retrieve for one (resolved) question and answer it; returns the answer, its hits and retrieval ms."""
         t0 = time.perf_counter()
         query = resolve_follow_up(question, history)
         query_vector = self.embedder.encode_queries([query])[0]
@@ -182,7 +212,7 @@ class ReportQA:
         retrieve_ms = (time.perf_counter() - t0) * 1000
         answer = self._answerer.answer(query, hits, query_vector, asked=question)
         answer.resolved_question = query if query != question else ""
-        return answer, retrieve_ms
+        return answer, hits, retrieve_ms
 
 
 __all__ = ["ReportQA", "validate_question", "ReportQAError", "IndexMismatch"]

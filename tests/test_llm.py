@@ -283,3 +283,46 @@ def test_without_an_endpoint_nothing_is_built_and_no_socket_opens(monkeypatch):
     assert isinstance(answerer, LLMAnswerer) and answerer._client is None
     with pytest.raises(AssertionError, match="nothing may be constructed"):
         answerer.client  # the guards above would have caught a client or a connection
+
+
+# ---------------------------------------------------------------- through ReportQA, as the CLI and the chat use it
+
+
+def test_reportqa_streams_the_checked_llm_answer(built_settings, server, report_text):
+    from reportqa.service import ReportQA
+
+    qa = ReportQA(built_settings.model_copy(update={"llm_base_url": server.base_url, "llm_model": MODEL, "llm_timeout_s": 2.0}))
+    hits = qa.retrieve("全市建成了多少个便民服务站？")
+    n = position_of(hits, "1726")
+    server.script(Reply(f"全市建成便民服务站1726个[{n}]。", chunk_chars=3))
+    events = list(qa.ask_stream("全市建成了多少个便民服务站？"))
+    assert len(events) > 2 and not any(e.final for e in events[:-1])
+    final = events[-1].answer
+    assert final.text == "全市建成便民服务站1726个[1]。" and events[-1].fallback_reason is None
+    c = final.citations[0]
+    assert "1726" in c.quote and report_text[c.start : c.end] == c.quote
+    assert set(final.timings_ms) >= {"retrieve", "answer", "llm"}
+
+
+def test_reportqa_falls_back_to_the_extractive_answer_on_an_invented_number(built_settings, server):
+    from reportqa.service import ReportQA
+
+    qa = ReportQA(built_settings.model_copy(update={"llm_base_url": server.base_url, "llm_model": MODEL, "llm_timeout_s": 2.0}))
+    server.script(Reply("全市建成便民服务站1800个[1]。"))
+    answer = qa.ask("全市建成了多少个便民服务站？")
+    assert "1800" not in answer.text and answer.text.startswith("全市建成便民服务站1726个。[1]")
+
+
+def test_the_chat_streams_the_llm_reply_then_shows_the_cited_answer(built_settings, server):
+    from reportqa.service import ReportQA
+    from ui.app import make_chat
+
+    qa = ReportQA(built_settings.model_copy(update={"llm_base_url": server.base_url, "llm_model": MODEL, "llm_timeout_s": 2.0}))
+    n = position_of(qa.retrieve("全市建成了多少个便民服务站？"), "1726")
+    server.script(Reply(f"全市建成便民服务站1726个[{n}]。", chunk_chars=2))
+    states = list(make_chat(qa)("全市建成了多少个便民服务站？", [], []))
+    partial = [s for s in states if s[3] is None]
+    assert len(partial) >= 2 and all("▌" in s[0][-1]["content"] for s in partial)
+    history, box, turns, last = states[-1]
+    assert "<mark>" in history[-1]["content"] and "1726" in history[-1]["content"] and "▌" not in history[-1]["content"]
+    assert last["answer"].text == "全市建成便民服务站1726个[1]。" and box == ""

@@ -4,6 +4,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import inspect  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
@@ -45,6 +46,8 @@ def _calling(fn, *args):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = fn(*args)
+        if inspect.isgenerator(result):  # a streaming callback: its last state is what the user ends with
+            result = list(result)[-1]
     return result, [str(w.message) for w in caught]
 
 

@@ -165,8 +165,8 @@ def test_respond_unexpected_error_is_a_chinese_apology(qa, caplog):
 
 def test_chat_resolves_follow_ups_against_the_conversation(qa):
     chat = ui_app.make_chat(qa)
-    history, _, turns, _ = chat("大连有几支市级应急救援队伍？", [], [])
-    history, box, turns, last = chat("它们一年演练了多少次？", history, turns)
+    history, _, turns, _ = list(chat("大连有几支市级应急救援队伍？", [], []))[-1]
+    history, box, turns, last = list(chat("它们一年演练了多少次？", history, turns))[-1]
     reply = history[-1]["content"]
     assert "335" in reply and "rqa-resolved" in reply and "大连有几支市级应急救援队伍" in reply
     assert box == "" and len(turns) == 2 and last["answer"].resolved_question

@@ -196,31 +196,51 @@ def _warn(message_zh: str) -> None:
     gr.Warning(_esc(message_zh), title="提示")
 
 
-def _reply(qa, question: str, history: list | None, turns: list | None = None) -> tuple[list, str, Answer | None]:
-    """Ask ``qa`` (follow-ups resolved against ``turns``); (chat messages, textbox value, answer or None on error)."""
+def render_partial_html(text: str) -> str:
+    """An answer still being composed (an LLM streaming): plain escaped text and a cursor."""
+    return f'<div class="rqa-answer rqa-partial"><p>{render_question_html(text)} ▌</p></div>'
+
+
+def _replies(qa, question: str, history: list | None, turns: list | None = None):
+    """Ask ``qa`` (follow-ups resolved against ``turns``), streaming.
+
+    Yields (chat messages, textbox value, answer or None): partial states
+    while an LLM composes, then the final state; on an error, one state with
+    the Chinese message and the typed question kept in the textbox.
+    """
     history = list(history or [])
     question = question or ""
+    asked = [{"role": "user", "content": render_question_html(question)}]
     try:
-        answer = qa.ask(question, turns)
+        for event in qa.ask_stream(question, turns):
+            if event.final:
+                answer = event.answer
+            else:
+                yield history + asked + [{"role": "assistant", "content": render_partial_html(event.text)}], "", None
     except ReportQAError as exc:  # InvalidQuestion and every other error a user can act on
         _warn(exc.message_zh)
         if not isinstance(exc, InvalidQuestion):
-            history += [{"role": "user", "content": render_question_html(question)},
-                        {"role": "assistant", "content": render_error_html(exc.message_zh)}]
-        return history, question, None  # keep what the user typed
+            history += asked + [{"role": "assistant", "content": render_error_html(exc.message_zh)}]
+        yield history, question, None  # keep what the user typed
+        return
     except Exception:
         logger.exception("unexpected error while answering %r", question)
         _warn(GENERIC_ERROR_ZH)
-        history += [{"role": "user", "content": render_question_html(question)},
-                    {"role": "assistant", "content": render_error_html(GENERIC_ERROR_ZH)}]
-        return history, question, None
-    history += [{"role": "user", "content": render_question_html(question)},
-                {"role": "assistant", "content": render_answer_html(answer)}]
-    return history, "", answer
+        yield history + asked + [{"role": "assistant", "content": render_error_html(GENERIC_ERROR_ZH)}], question, None
+        return
+    yield history + asked + [{"role": "assistant", "content": render_answer_html(answer)}], "", answer
+
+
+def _reply(qa, question: str, history: list | None, turns: list | None = None) -> tuple[list, str, Answer | None]:
+    """The final state of ``_replies``: (chat messages, textbox value, answer or None on error)."""
+    state = None
+    for state in _replies(qa, question, history, turns):
+        pass
+    return state
 
 
 def make_respond(qa):
-    """The chat callback: (question, history) -> (history, textbox value)."""
+    """The chat callback without conversation memory: (question, history) -> (history, textbox value)."""
 
     def respond(question: str, history: list | None) -> tuple[list, str]:
         history, box, _ = _reply(qa, question, history)
@@ -230,21 +250,22 @@ def make_respond(qa):
 
 
 def make_chat(qa):
-    """``respond`` that also remembers the conversation for the staff form:
-    (question, history, turns) -> (history, textbox value, turns, last answer).
+    """The chat callback, streaming, that remembers the conversation for follow-ups and the staff form:
+    (question, history, turns) -> yields (history, textbox value, turns, last answer).
 
     ``turns`` are the earlier (question, answer text) pairs of this browser
     session; the last answer is {"answer": Answer, "earlier": turns before it},
-    or None after an error, when the form keeps what it had.
+    or None while composing or after an error, when the form keeps what it had.
     """
 
     def chat(question: str, history: list | None, turns: list | None):
         turns = list(turns or [])
-        history, box, answer = _reply(qa, question, history, turns)
-        if answer is None:
-            return history, box, turns, None
-        last = {"answer": answer, "earlier": turns}
-        return history, box, turns + [Turn(answer.question, strip_markers(answer.text))], last
+        for history_now, box, answer in _replies(qa, question, history, turns):
+            if answer is None:
+                yield history_now, box, turns, None
+            else:
+                last = {"answer": answer, "earlier": turns}
+                yield history_now, box, turns + [Turn(answer.question, strip_markers(answer.text))], last
 
     return chat
 
