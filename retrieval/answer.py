@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -159,8 +159,11 @@ class ExtractiveAnswerer:
             qterms.wants_precise = bool(PRECISE_QUESTION.search(asked))
         candidates = self._candidates(hits, query_vector, qterms)
         grounded = [c for c in candidates if self._grounded_anchors(qterms, c.chunk)]
-        if not grounded or not self._confident(grounded[0], qterms, hits):
+        if not grounded:
             return self.refusal(question, hits)
+        strength = self.strength(grounded[0], qterms, hits)
+        if not self.confident(strength):
+            return replace(self.refusal(question, hits), strength=strength)
         chosen = self._select(grounded, qterms)
         # Lead with the most direct sentence; the rest read best in document order.
         chosen = chosen[:1] + sorted(chosen[1:], key=lambda c: (c.chunk.source, c.span.start))
@@ -176,7 +179,7 @@ class ExtractiveAnswerer:
             # The direct answer first, the sentence that supports it right under it.
             lines[0] = f"{lead}[1]\n原文：“{citations[0].quote}”"
         text = "\n".join(lines)
-        return Answer(question=question, text=text, refused=False, citations=citations)
+        return Answer(question=question, text=text, refused=False, citations=citations, strength=strength)
 
     def lead_clause(self, best: _Candidate, qterms: QuestionTerms, focus: QuestionTerms | None = None) -> str:
         """The clause of the best sentence that answers a precise question: 全市建成便民服务站1726个.
@@ -224,15 +227,17 @@ class ExtractiveAnswerer:
                 chosen.append(cand)
         return chosen
 
-    def _confident(self, best: _Candidate, qterms: QuestionTerms, hits: list[Hit]) -> bool:
+    def strength(self, best: _Candidate, qterms: QuestionTerms, hits: list[Hit]) -> tuple[float, float]:
+        """How well the best sentence answers: (cosine, term coverage of it or of the top passage)."""
+        top = hits[0].chunk
+        chunk_cov = self.coverage(qterms, f"{' '.join(top.section_path)} {top.text}", top.doc_title) if hits else 0.0
+        return best.similarity, max(best.coverage, chunk_cov)
+
+    def confident(self, strength: tuple[float, float]) -> bool:
+        """Answer on meaning alone when the cosine is strong, else on meaning and matching words."""
+        similarity, coverage = strength
         s = self.settings
-        chunk_cov = max((self.coverage(qterms, f"{' '.join(h.chunk.section_path)} {h.chunk.text}", h.chunk.doc_title)
-                         for h in hits[:1]), default=0.0)
-        if best.similarity >= s.strong_similarity:
-            return True
-        if best.similarity >= s.min_similarity and max(best.coverage, chunk_cov) >= s.min_coverage:
-            return True
-        return False
+        return similarity >= s.strong_similarity or (similarity >= s.min_similarity and coverage >= s.min_coverage)
 
     def refusal(self, question: str, hits: list[Hit]) -> Answer:
         """The plain refusal, with the sections of near misses a reader could try."""

@@ -62,6 +62,9 @@ class Answer:
     suggestions: list[str] = field(default_factory=list)  # sections worth reading after a refusal
     timings_ms: dict[str, float] = field(default_factory=dict)
     resolved_question: str = ""  # what was retrieved with, when a follow-up was joined to its context
+    # (cosine, coverage) of the best sentence, which the refusal thresholds judged; None when no
+    # sentence could answer at all (a year or place not in the report, no amount for 多少).
+    strength: tuple[float, float] | None = None
 
     def to_dict(self) -> dict:
         """The `reportqa ask --json` object, exactly."""
