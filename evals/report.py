@@ -49,9 +49,10 @@ COMPARISON_METRICS = (
 PRIMARY = "ours"
 
 
-def _cell(value) -> str:
+def format_cell(value, missing: str = "n/a") -> str:
+    """A metric as a table shows it: counts whole, rates to 3 places, ``missing`` where it does not apply."""
     if value is None:
-        return "n/a"
+        return missing
     if isinstance(value, int):
         return str(value)
     return f"{value:.0f}" if value >= 10 else f"{value:.3f}"
@@ -65,14 +66,14 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 def systems_table(summary: dict) -> str:
     """Systems as rows, headline metrics as columns (the CLI prints this too)."""
-    rows = [[name] + [_cell(s["overall"][key]) for key, _ in HEADLINE] for name, s in summary["systems"].items()]
+    rows = [[name] + [format_cell(s["overall"][key]) for key, _ in HEADLINE] for name, s in summary["systems"].items()]
     return markdown_table(["System"] + [title for _, title in HEADLINE], rows)
 
 
 def category_table(summary: dict, system: str = PRIMARY) -> str:
     by_category = summary["systems"][system]["by_category"]
-    rows = [[c] + [_cell(m[key]) for key, _ in CATEGORY_COLUMNS] for c, m in by_category.items()]
-    rows.append(["**all**"] + [_cell(summary["systems"][system]["overall"][key]) for key, _ in CATEGORY_COLUMNS])
+    rows = [[c] + [format_cell(m[key]) for key, _ in CATEGORY_COLUMNS] for c, m in by_category.items()]
+    rows.append(["**all**"] + [format_cell(summary["systems"][system]["overall"][key]) for key, _ in CATEGORY_COLUMNS])
     return markdown_table(["Category"] + [title for _, title in CATEGORY_COLUMNS], rows)
 
 

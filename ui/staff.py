@@ -26,7 +26,7 @@ from evals import (
     CATEGORIES, SYSTEM_NAMES, EvalItem, EvalRun, ItemResult, LoadError, LoadResult, append_item, build_systems,
     load_eval_set, read_sources, run_eval, write_outputs,
 )
-from evals.report import CATEGORY_COLUMNS, HEADLINE, PRIMARY, failure_reasons
+from evals.report import CATEGORY_COLUMNS, HEADLINE, PRIMARY, failure_reasons, format_cell
 from reportqa.errors import ReportQAError
 from retrieval.followup import is_follow_up
 from retrieval.grounding import NUMBER, TITLE
@@ -281,11 +281,7 @@ def set_table(items: Sequence[EvalItem], passed: dict[str, bool]) -> pd.DataFram
 # ---------------------------------------------------------------- results (pure)
 
 def _cell(value) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.0f}" if value >= 10 else f"{value:.3f}"
+    return format_cell(value, missing="—")
 
 
 def summary_table(summary: dict) -> pd.DataFrame:
