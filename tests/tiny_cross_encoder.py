@@ -17,10 +17,7 @@ import json
 import random
 from pathlib import Path
 
-try:  # tests/ is on sys.path (pytest's default rootdir-less layout)
-    from tiny_models import PAD, REPORT, UNK, train_tiny_tokenizer
-except ImportError:  # tests/ became a package
-    from tests.tiny_models import PAD, REPORT, UNK, train_tiny_tokenizer
+from tiny_models import PAD, REPORT, UNK, train_tiny_tokenizer
 
 EVAL_QUESTIONS = REPORT.parent.parent / "evals" / "qa.jsonl"
 CLS, SEP, MASK = "[CLS]", "[SEP]", "[MASK]"

@@ -8,8 +8,12 @@ real ``SentenceTransformer`` loading code path.
 """
 from __future__ import annotations
 
+import contextlib
+import socket
 import string
 from pathlib import Path
+
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REPORT = REPO_ROOT / "data" / "raw" / "dalian-2023-law-based-government-report.txt"
@@ -81,3 +85,33 @@ def build_tiny_sentence_transformer(path, *, dim: int = TINY_DIM, seed: int = 0,
     path.mkdir(parents=True, exist_ok=True)
     model.save(str(path))
     return path
+
+
+class NetworkBlocked(RuntimeError):
+    pass
+
+
+def _blocked(*args, **kwargs):
+    raise NetworkBlocked(f"test tried to open a network connection: {args[1:] or kwargs}")
+
+
+@contextlib.contextmanager
+def offline_hub(hf_home: Path, unset: tuple[str, ...] = ()):
+    """Hub offline mode, an empty private HF cache at ``hf_home``, and sockets that refuse to connect."""
+    import huggingface_hub.constants as hub_constants
+
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+            mp.setenv(var, "1")
+        mp.setenv("HF_HOME", str(hf_home))
+        mp.setenv("HF_HUB_CACHE", str(hf_home / "hub"))
+        for var in unset:
+            mp.delenv(var, raising=False)
+        # huggingface_hub reads these at import time; the library may already be imported.
+        mp.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+        mp.setattr(hub_constants, "HF_HUB_CACHE", str(hf_home / "hub"))
+        mp.setattr(socket.socket, "connect", _blocked)
+        mp.setattr(socket.socket, "connect_ex", _blocked)
+        mp.setattr(socket, "create_connection", _blocked)
+        yield
+
