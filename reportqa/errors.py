@@ -28,4 +28,4 @@ class ReportFileError(ReportQAError):
 
 
 class ModelUnavailable(ReportQAError):
-    """An embedding model cannot be loaded offline."""
+    """An embedding or reranker model cannot be loaded offline."""

@@ -21,7 +21,7 @@ class Hit:
     """A retrieved chunk with its fused score and the scores it was fused from."""
 
     chunk: Chunk
-    score: float  # reciprocal-rank-fusion score, higher is better
+    score: float  # reciprocal-rank-fusion score, or the reranker's when one ran; higher is better
     dense_score: float  # cosine similarity of question and passage
     bm25_score: float
     dense_rank: int | None  # 1-based rank in each list, None if outside it
