@@ -26,6 +26,11 @@ QUANTITY_QUESTION = re.compile(r"多少|(?<!哪)几|数量|比例|百分之|多�
 PRECISE_QUESTION = re.compile(r"多少|(?<!哪)几|哪(?:个|部|一|里|家|位|项|次|年)|什么|谁|叫")
 _OPEN_BRACKETS, _CLOSE_BRACKETS = "“‘《(（「『", "”’》)）」』"
 INTERROGATIVE = re.compile(r"多少|几|哪|什么|谁|怎么|怎样|如何|是否|有没有|吗")
+# When and where questions are answered only by a sentence that names a time or a place.
+TIME_QUESTION = re.compile(r"哪一?年|什么时候|何时|几月|几号|哪天|哪一天|日期")
+TIME = re.compile(r"(?:19|20)\d{2}年|\d{1,2}月|\d{1,2}日")
+PLACE_QUESTION = re.compile(r"哪里|在哪|什么地方|何处|哪个(?:区|县|市|省|地方|城市)")
+VENUE = re.compile(r"网站|网页|栏目")  # "where" is also a place on the web
 # Questions whose answer is a list of items: 有哪些不足？ 2024年有哪些打算？ 做了什么？
 LIST_QUESTION = re.compile(r"哪些|哪几|什么(?:措施|举措|工作|成果|成效|打算|荣誉)|做了什么|打算|不足|成果|成效|举措|措施")
 QUANTITY = re.compile(r"\d+(?:\.\d+)?(?![\d年—\-版度])|[一二三四五六七八九十百千万两首]+余?[个项件人次批支家所条级类]")
@@ -68,6 +73,8 @@ class QuestionTerms:
     weights: dict[str, float]
     anchors: list[str] = field(default_factory=list)  # years and proper names that must be in the evidence
     wants_quantity: bool = False
+    wants_time: bool = False
+    wants_place: bool = False
     wants_list: bool = False
     wants_precise: bool = False
 
@@ -102,6 +109,8 @@ class ExtractiveAnswerer:
             weights={t: self.idf(t) for t in terms},
             anchors=sorted(set(anchors)),
             wants_quantity=bool(QUANTITY_QUESTION.search(question)),
+            wants_time=bool(TIME_QUESTION.search(question)),
+            wants_place=bool(PLACE_QUESTION.search(question)),
             wants_list=bool(LIST_QUESTION.search(question)),
             wants_precise=bool(PRECISE_QUESTION.search(question)),
         )
@@ -134,12 +143,21 @@ class ExtractiveAnswerer:
                           0.5 * self.coverage(qterms, f"{section_text} {text}", chunk.doc_title))
                 cand = _Candidate(chunk, span, float(sim), cov, hit_rank=rank)
                 cand.score = cand.similarity + self.settings.coverage_weight * cand.coverage
-                if qterms.wants_quantity and not QUANTITY.search(text):
-                    continue  # a how-many question is not answered by a sentence without a number
+                if not self.answers_type(qterms, text):
+                    continue  # a how-many, when or where question needs a sentence stating one
                 if chunk.section_path and text.rstrip("。") == chunk.section_path[-1]:
                     cand.score -= 0.05  # an inline subsection heading is a title, not an answer
                 found.append(cand)
         return sorted(found, key=lambda c: -c.score)
+
+    @staticmethod
+    def answers_type(qterms: QuestionTerms, text: str) -> bool:
+        """Whether a sentence can answer the kind of question asked: an amount, a time, a place."""
+        if qterms.wants_quantity and not QUANTITY.search(text):
+            return False
+        if qterms.wants_time and not TIME.search(text):
+            return False
+        return not qterms.wants_place or bool(VENUE.search(text) or place_names(text))
 
     def _grounded_anchors(self, qterms: QuestionTerms, chunk: Chunk) -> bool:
         context = normalize(f"{chunk.doc_title} {' '.join(chunk.section_path)} {chunk.text}")
@@ -155,13 +173,15 @@ class ExtractiveAnswerer:
         qterms = self.question_terms(question)
         if asked is not None and INTERROGATIVE.search(asked):  # 那2022年呢？ keeps the previous question's kind
             qterms.wants_quantity = bool(QUANTITY_QUESTION.search(asked))
+            qterms.wants_time = bool(TIME_QUESTION.search(asked))
+            qterms.wants_place = bool(PLACE_QUESTION.search(asked))
             qterms.wants_list = bool(LIST_QUESTION.search(asked))
             qterms.wants_precise = bool(PRECISE_QUESTION.search(asked))
         candidates = self._candidates(hits, query_vector, qterms)
         grounded = [c for c in candidates if self._grounded_anchors(qterms, c.chunk)]
         if not grounded:
             return self.refusal(question, hits)
-        strength = self.strength(grounded[0], qterms, hits)
+        strength = self.strength(grounded[0], qterms)
         if not self.confident(strength):
             return replace(self.refusal(question, hits), strength=strength)
         chosen = self._select(grounded, qterms)
@@ -227,10 +247,10 @@ class ExtractiveAnswerer:
                 chosen.append(cand)
         return chosen
 
-    def strength(self, best: _Candidate, qterms: QuestionTerms, hits: list[Hit]) -> tuple[float, float]:
-        """How well the best sentence answers: (cosine, term coverage of it or of the top passage)."""
-        top = hits[0].chunk
-        chunk_cov = self.coverage(qterms, f"{' '.join(top.section_path)} {top.text}", top.doc_title) if hits else 0.0
+    def strength(self, best: _Candidate, qterms: QuestionTerms) -> tuple[float, float]:
+        """How well the best sentence answers: (cosine, term coverage of it or of its own passage)."""
+        chunk = best.chunk
+        chunk_cov = self.coverage(qterms, f"{' '.join(chunk.section_path)} {chunk.text}", chunk.doc_title)
         return best.similarity, max(best.coverage, chunk_cov)
 
     def confident(self, strength: tuple[float, float]) -> bool:

@@ -106,3 +106,20 @@ def test_an_ungrounded_answer_is_never_shown(qa, caplog):
     assert "1800" not in shown.text and "《不存在的规定》" not in shown.text
     assert shown.text == f"{answer.citations[0].quote}[1]"
     assert "1800" in caplog.text and "《不存在的规定》" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("question", "fact"),
+    [("想查政府规章，在网上哪里看？", "“政策—规章”栏目"), ("在哪个区开展辽宁监管执法平台试点？", "西岗区")],
+)
+def test_where_questions_are_answered_by_a_place(qa, question, fact):
+    answer = qa.ask(question)
+    assert not answer.refused and fact in answer.text
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["“连政通”App在哪里下载？", "《中华人民共和国行政复议法》是哪一年修订的？", "投资项目审批时长具体压缩了多少天？"],
+)
+def test_when_where_and_how_many_without_such_a_sentence_are_refused(qa, question):
+    assert qa.ask(question).refused
