@@ -16,8 +16,8 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EVAL_SET = PROJECT_ROOT / "data" / "evals" / "qa.jsonl"
 GATES = {
-    "--min-fact-accuracy": "0.68",
-    "--min-refusal-f1": "0.54",
+    "--min-fact-accuracy": "0.69",
+    "--min-refusal-f1": "0.61",
     "--min-groundedness": "1.0",
     "--min-citation-precision": "0.89",
     "--min-recall-at-5": "0.93",
