@@ -20,7 +20,7 @@ from retrieval.search import HybridRetriever
 
 from .config import Settings
 from .embeddings import Embedder, make_embedder
-from .errors import IndexMismatch, IndexMissing, InvalidQuestion, ReportQAError
+from .errors import IndexMissing, InvalidQuestion
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class ReportQA:
         return IndexStatus(not reasons, reasons)
 
     def ingest(self, paths=None, progress=lambda _: None) -> BuildResult:
-        """Build a new index version from ``paths`` (default: the raw folder) and load it."""
+        """Build a new index version from ``paths`` (default: the raw folder); it loads on next use."""
         raw = self.settings.raw_path
         result = build_index(list(paths or [raw]), raw, self.settings.index_path, self.embedder, self.chunker, progress)
         self._index = None
@@ -131,8 +131,8 @@ class ReportQA:
         return self._index
 
     def titles(self) -> list[str]:
-        titles = [s.get("title") or s["source"] for s in self.index.manifest.sources if s.get("status") == "indexed"]
-        return titles
+        """Titles of the indexed reports, for the page header."""
+        return [s.get("title") or s["source"] for s in self.index.manifest.sources if s.get("status") == "indexed"]
 
     @staticmethod
     def _grounded(answer: Answer) -> Answer:
@@ -227,4 +227,4 @@ class ReportQA:
         return answer, hits, retrieve_ms
 
 
-__all__ = ["ReportQA", "validate_question", "ReportQAError", "IndexMismatch"]
+__all__ = ["ReportQA", "validate_question"]
