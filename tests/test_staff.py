@@ -293,7 +293,10 @@ def served(qa, small_set, tmp_path):
         gradio_tmp = str(tmp_path / "gradio_tmp")
         mp.setenv("GRADIO_TEMP_DIR", gradio_tmp)
         mp.setattr("gradio.routes.DEFAULT_TEMP_DIR", gradio_tmp)
+        mp.setenv("REPORTQA_STAFF_USER", "staff")
+        mp.setenv("REPORTQA_STAFF_PASSWORD", "pw-for-tests")
         demo = launch(qa, port=_free_port(), eval_set_path=small_set, eval_out_dir=tmp_path / "out",
+                      feedback_path=tmp_path / "feedback.db",
                       prevent_thread_lock=True, quiet=True)
         try:
             yield demo
@@ -312,7 +315,10 @@ def test_in_a_browser_run_the_evaluation_then_file_a_chat_question(served, small
             page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
             page.goto(served.local_url)
             # Never wait for network idle: Gradio keeps a stream open.
-            page.get_by_role("tab", name="评测（工作人员）").click()
+            page.get_by_role("tab", name="工作人员").click()
+            page.get_by_label("用户名").fill("staff")
+            page.get_by_label("密码").fill("pw-for-tests")
+            page.get_by_role("button", name="登录").click()
             table = page.locator("#rqa-set-table")
             expect(table).to_contain_text(PLANTED, timeout=30_000)
             page.locator("#rqa-run-eval").click()
@@ -343,3 +349,48 @@ def test_in_a_browser_run_the_evaluation_then_file_a_chat_question(served, small
     item = load_eval_set(small_set).items[-1]
     assert (item.id, item.question, item.answerable, item.category) == ("staff-001", STATIONS, True, "fact")
     assert "1726" in item.required_facts and item.evidence and "[1]" not in item.reference_answer
+
+
+# ---------------------------------------------------------------- login and the feedback view
+
+def test_credentials_come_from_the_environment_and_are_compared_exactly():
+    assert S.staff_credentials({}) is None
+    assert S.staff_credentials({"REPORTQA_STAFF_USER": "a"}) is None
+    creds = S.staff_credentials({"REPORTQA_STAFF_USER": "a", "REPORTQA_STAFF_PASSWORD": "密码"})
+    assert creds == ("a", "密码")
+    assert S.check_login(creds, "a", "密码")
+    assert not S.check_login(creds, "a", "密") and not S.check_login(creds, "b", "密码")
+    assert not S.check_login(None, "", "")
+
+
+def test_feedback_table_export_and_a_thumbs_down_prefills_the_form(qa, staff, tmp_path):
+    from reportqa.feedback import FeedbackStore
+    from ui import staff_feedback as F
+
+    store = FeedbackStore(tmp_path / "feedback.db")
+    answer = qa.ask(STATIONS)
+    store.add(STATIONS, answer, "up")
+    store.add("大连地铁几点停运？", qa.ask("大连地铁几点停运？"), "down", "<b>没用</b>")
+    store.add(STATIONS, answer, "down", "数字不对", history=[{"question": "前", "answer": "答"}])
+    refresh = F.make_feedback_refresh(store, tmp_path)
+    (table, by_id, csv_path, jsonl_path), warned = _calling(refresh, True, "down", "", "")
+    assert not warned and table["评价"].tolist() == ["👎", "👎"] and table["意见"].tolist()[0] == "数字不对"
+    import csv
+    import io
+
+    exported = list(csv.DictReader(io.StringIO(Path(csv_path).read_text(encoding="utf-8-sig"))))
+    assert [r["vote"] for r in exported] == ["down", "down"] and Path(csv_path).parent.parent == tmp_path
+    assert len(Path(jsonl_path).read_text(encoding="utf-8").splitlines()) == 2
+    out, warned = _calling(refresh, True, S.ALL, "2024-13-01", "")
+    assert warned == [F.BAD_DATE_ZH]
+    out, _ = _calling(refresh, False, S.ALL, "", "")
+    assert all(o == {"__type__": "update"} for o in out)  # nothing for a session that has not logged in
+
+    row = by_id[max(by_id)]
+    fields, _ = _calling(S.make_prefill_callback(staff), {"feedback": row})
+    _, question, answerable, category, reference, evidence, facts = fields[:7]
+    assert (question, answerable, category) == (STATIONS, True, "fact")
+    assert "1726" in facts.splitlines() and "1726" in evidence and "[1]" not in reference
+    refused_row = by_id[min(by_id)]
+    fields, _ = _calling(S.make_prefill_callback(staff), {"feedback": refused_row})
+    assert fields[2:4] == (False, "unanswerable")

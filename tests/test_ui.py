@@ -182,7 +182,7 @@ def test_ask_api_function(qa):
 def test_app_has_the_chat_and_the_staff_tab_with_eval_paths_beside_the_data(qa):
     demo = build_app(qa)
     config = json.dumps(demo.get_config_file(), ensure_ascii=False, default=str)
-    assert "市民问答" in config and "评测（工作人员）" in config and "加入评测集（工作人员）" in config
+    assert "市民问答" in config and "报告原文" in config and "工作人员" in config and "加入评测集（工作人员）" in config
     eval_set, out_dir = ui_app.default_eval_paths(qa)
     assert eval_set == qa.settings.data_dir / "evals" / "qa.jsonl"
     assert out_dir == qa.settings.data_dir.parent / "reports" / "eval"
@@ -261,3 +261,37 @@ def test_served_page_loads_nothing_from_the_internet(served):
     assert config["stylesheets"] == []
     assert "PingFang SC" in theme
     assert "大连市2023年法治政府建设情况报告" in json.dumps(config, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------- examples, copy text, the report view
+
+def test_every_example_is_answered_and_the_off_topic_one_is_refused(qa):
+    for group, questions in ui_app.EXAMPLE_GROUPS.items():
+        for q in questions:
+            assert qa.ask(q).refused is (group == ui_app.OFF_TOPIC_GROUP), (group, q)
+    assert {"便民服务", "执法", "复议与调解", "数字政府", "2024年打算"} <= set(ui_app.EXAMPLE_GROUPS)
+
+
+def test_a_refusal_suggests_related_example_questions(refused):
+    out = ui_app.render_answer_html(refused)
+    related = ui_app.related_examples(refused.question)
+    assert len(related) == 3 and "大连地铁几点停运？" not in related
+    assert all(f"<li>{html.escape(q)}</li>" in out for q in related)
+    assert ui_app.related_examples("行政执法资格")[0] == "有多少人获得行政执法资格？"
+
+
+def test_plain_text_to_copy_has_the_answer_and_its_sources(stations, refused):
+    text = ui_app.render_answer_plain(stations)
+    c = stations.citations[0]
+    assert text.startswith(stations.text.splitlines()[0]) and "\n来源：\n" in text
+    assert f"[1] 《{c.chunk.doc_title}》{c.chunk.section}（第{c.chunk.paragraph}段）：“{c.quote}”" in text
+    assert ui_app.render_answer_plain(refused).startswith(refused.text)
+
+
+def test_report_view_keeps_paragraphs_escaped_with_offsets_the_cards_link_to(stations):
+    text = "第一段<script>x</script>\n\n第二段 **b**\n"
+    out = ui_app.render_report_html({"r.txt": text})
+    assert "<script" not in out and "&lt;script&gt;" in out and out.count('class="rqa-para"') == 2
+    assert 'data-start="0"' in out and f'data-start="{text.index("第二段")}"' in out
+    c = stations.citations[0]
+    assert f'href="#rqa-src-{c.start}-{c.end}-{c.chunk.source}"' in ui_app.render_citation_html(c)

@@ -32,15 +32,18 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import html  # noqa: E402
 import logging  # noqa: E402
 import re  # noqa: E402
+import urllib.parse  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
+from evals import read_sources  # noqa: E402
 from reportqa.errors import InvalidQuestion, ReportQAError  # noqa: E402
+from reportqa.feedback import MAX_COMMENT_CHARS, FeedbackStore, default_feedback_path  # noqa: E402
 from retrieval.models import Answer, Citation, Turn  # noqa: E402
 
-from .staff import STAFF_CSS, StaffEval, build_add_form, build_staff_tab, strip_markers  # noqa: E402
+from .staff import STAFF_CSS, StaffEval, build_add_form, build_staff_tab, staff_credentials, strip_markers  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +53,18 @@ SCOPE_ZH = (
     "本助手只根据上面这份报告的原文回答问题，每句回答都标注出处；"
     "报告里没有写到的内容（其他政策、办事指南、实时信息等）它不会回答，并会直接告诉您“没有找到”。"
 )
-EXAMPLE_QUESTIONS = [
-    "全市建成了多少个便民服务站？",
-    "对行政处罚不服怎么办？",
-    "2024年有哪些工作打算？",
-    "法治政府建设还有哪些不足？",
-    "大连地铁几点停运？",
-]
+# Example questions by topic, each checked to be answered from the report (tests/test_ui.py);
+# the last group is one the report does not cover, to show what a refusal looks like.
+EXAMPLE_GROUPS: dict[str, list[str]] = {
+    "便民服务": ["全市建成了多少个便民服务站？", "多少个高频事项实现全市通办？", "推出了多少个“一件事一次办”事项？"],
+    "执法": ["有多少人获得行政执法资格？", "行政执法人员完成了多少课时培训？", "包容审慎监管执法“四张清单”涉及多少项内容？"],
+    "复议与调解": ["行政复议体制改革做了什么？", "如何推动行政机关负责人出庭应诉？"],
+    "数字政府": ["“一网通办”有什么进展？", "“连政通”App是什么？", "“一网协同”平台获得了什么荣誉？"],
+    "2024年打算": ["2024年有哪些工作打算？", "2024年在数字政府方面有什么打算？", "法治政府建设还有哪些不足？"],
+    "报告以外的问题": ["大连地铁几点停运？"],
+}
+OFF_TOPIC_GROUP = "报告以外的问题"
+EXAMPLE_QUESTIONS = [q for questions in EXAMPLE_GROUPS.values() for q in questions]
 
 # System font stacks only: no GoogleFont, so the page loads nothing from the internet.
 _SANS = ["PingFang SC", "Hiragino Sans GB", "Microsoft YaHei", "Noto Sans CJK SC",
@@ -85,6 +93,26 @@ CSS = """
 .rqa-answer ul { margin: 0; padding-left: 1.4rem; }
 .rqa-resolved { color: var(--body-text-color-subdued); font-size: .9em; }
 .rqa-refusal-badge { font-weight: 600; color: var(--color-accent); }
+.rqa-open { display: inline-block; margin-top: .2rem; font-size: .9em; }
+.rqa-examples-title { font-size: 1rem; margin: .4rem 0 .2rem 0; }
+#rqa-examples .label { font-weight: 600; }
+#rqa-report-text { max-width: 52rem; margin: 0 auto; padding: .5rem 1rem; line-height: 1.8; }
+#rqa-report-text .rqa-para { margin: 0 0 .8rem 0; text-indent: 2em; overflow-wrap: anywhere; }
+#rqa-report-text .rqa-report-name { font-size: .9rem; color: var(--body-text-color-subdued); }
+#rqa-send { white-space: nowrap; }
+#rqa-hl { scroll-margin: 6rem; outline: 2px solid var(--color-accent); }
+/* Long Chinese lines and URLs wrap anywhere, so nothing widens the page on a phone. */
+#rqa-chat .message, .rqa-answer, .rqa-passage { overflow-wrap: anywhere; word-break: break-word; }
+@media (max-width: 640px) {
+  .gradio-container { padding-left: 6px !important; padding-right: 6px !important; }
+  #rqa-header h1 { font-size: 1.2rem; }
+  #rqa-header .rqa-scope { font-size: .9em; }
+  #rqa-chat { height: 440px !important; }
+  #rqa-ask-row { flex-wrap: nowrap; gap: 6px; }
+  #rqa-ask-row > * { min-width: 0 !important; }
+  #rqa-ask-row > #rqa-send { flex: 0 0 64px; }
+  #rqa-report-text { padding: .3rem .2rem; }
+}
 """ + STAFF_CSS
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -139,11 +167,37 @@ def render_citation_html(citation: Citation, open_: bool = False) -> str:
         f'<summary><span class="rqa-n">[{int(citation.n)}]</span>{_esc(chunk.section)}</summary>'
         f'<div class="rqa-meta">{meta}</div>'
         f'<blockquote class="rqa-passage">{render_passage_html(citation)}</blockquote>'
+        f'<a class="rqa-open" href="{source_anchor(citation)}" aria-label="在报告原文中查看来源 {int(citation.n)}">'
+        "查看原文 ›</a>"
         "</details>"
     )
 
 
-def render_refusal_html(answer: Answer) -> str:
+def source_anchor(citation: Citation) -> str:
+    """The link a card's 查看原文 carries: ``#rqa-src-<start>-<end>-<source>``; the page's script
+    (SOURCE_JS) turns a click on it into the 报告原文 tab with the quote marked and scrolled to."""
+    return f"#rqa-src-{int(citation.start)}-{int(citation.end)}-{urllib.parse.quote(citation.chunk.source)}"
+
+
+def _bigrams(text: str) -> set[str]:
+    chars = [ch for ch in text if ch.isalnum()]
+    return {a + b for a, b in zip(chars, chars[1:])}
+
+
+def related_examples(question: str, k: int = 3) -> list[str]:
+    """The ``k`` answerable example questions sharing most character pairs with ``question``
+    (the first of each topic when nothing overlaps): what to try after a refusal."""
+    answerable = [q for group, qs in EXAMPLE_GROUPS.items() if group != OFF_TOPIC_GROUP for q in qs if q != question]
+    asked = _bigrams(question or "")
+    scored = sorted(answerable, key=lambda q: -len(asked & _bigrams(q)))  # stable: ties keep topic order
+    if not scored or not asked & _bigrams(scored[0]):
+        firsts = [qs[0] for group, qs in EXAMPLE_GROUPS.items() if group != OFF_TOPIC_GROUP]
+        return firsts[:k]
+    return scored[:k]
+
+
+def render_refusal_html(answer: Answer, related: list[str] | None = None) -> str:
+    """A refusal, plainly marked, with the report sections and example questions worth trying instead."""
     parts = [
         '<div class="rqa-answer rqa-refused">',
         '<p class="rqa-refusal-badge">⚠ 未在报告中找到答案</p>',
@@ -152,14 +206,20 @@ def render_refusal_html(answer: Answer) -> str:
     if answer.suggestions:
         items = "".join(f"<li>{_esc(s)}</li>" for s in answer.suggestions)
         parts.append(f"<p>您可以看看报告的这些部分：</p><ul>{items}</ul>")
+    if related:
+        items = "".join(f"<li>{_esc(q)}</li>" for q in related)
+        parts.append(f'<p>也可以试试这些报告能回答的问题：</p><ul class="rqa-related">{items}</ul>')
     parts.append("</div>")
     return "".join(parts)
 
 
-def render_answer_html(answer: Answer) -> str:
-    """The bot's reply as HTML: answer text with [n] markers, then numbered source cards."""
+def render_answer_html(answer: Answer, related: list[str] | None = None) -> str:
+    """The bot's reply as HTML: answer text with [n] markers, then numbered source cards.
+
+    ``related``: example questions a refusal suggests (default: ``related_examples`` of the question).
+    """
     if answer.refused:
-        return render_refusal_html(answer)
+        return render_refusal_html(answer, related_examples(answer.question) if related is None else related)
     numbers = {c.n for c in answer.citations}
     parts = ['<div class="rqa-answer">']
     if answer.resolved_question:  # a follow-up: say how it was understood
@@ -168,6 +228,38 @@ def render_answer_html(answer: Answer) -> str:
     if answer.citations:
         cards = "".join(render_citation_html(c, open_=(i == 0)) for i, c in enumerate(answer.citations))
         parts.append(f'<div class="rqa-sources"><div class="rqa-sources-title">来源</div>{cards}</div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def render_answer_plain(answer: Answer) -> str:
+    """The answer as plain text to copy: the text with its [n], then 来源： one line per source."""
+    if answer.refused:
+        lines = [answer.text]
+        if answer.suggestions:
+            lines += ["", "您可以看看报告的这些部分："] + [f"- {s}" for s in answer.suggestions]
+        return "\n".join(lines)
+    lines = [line.strip() for line in answer.text.splitlines() if line.strip()]
+    if answer.citations:
+        lines += ["", "来源："]
+        for c in answer.citations:
+            title = f"《{c.chunk.doc_title}》" if c.chunk.doc_title else ""
+            lines.append(f"[{c.n}] {title}{c.chunk.section}（第{c.chunk.paragraph}段）：“{c.quote}”")
+    return "\n".join(lines)
+
+
+def render_report_html(sources: dict[str, str]) -> str:
+    """Every report in full, escaped, one <p> per paragraph; each <p> says where it starts in its
+    file (data-start), so the page script can mark a quote by its character offsets."""
+    parts = ['<div id="rqa-report-text">']
+    for name, text in sources.items():
+        parts.append(f'<h2 class="rqa-report-name">{_esc(name)}</h2>')
+        for match in re.finditer(r"[^\n]+", text):
+            if match.group().strip():
+                parts.append(f'<p class="rqa-para" data-source="{_esc(name)}" data-start="{match.start()}">'
+                             f"{_esc(match.group())}</p>")
+    if not sources:
+        parts.append("<p>暂时无法显示报告原文。</p>")
     parts.append("</div>")
     return "".join(parts)
 
@@ -305,78 +397,252 @@ def default_eval_paths(qa) -> tuple[Path, Path]:
     return data / "evals" / "qa.jsonl", data.parent / "reports" / "eval"
 
 
-def build_app(qa, eval_set_path: Path | str | None = None, eval_out_dir: Path | str | None = None) -> gr.Blocks:
+def build_app(qa, eval_set_path: Path | str | None = None, eval_out_dir: Path | str | None = None,
+              feedback_path: Path | str | None = None) -> gr.Blocks:
     """The Blocks app for ``qa`` (a reportqa.service.ReportQA). Launch it with ``launch``.
 
     Args:
         eval_set_path: the JSONL set staff add to and evaluate (default data/evals/qa.jsonl).
         eval_out_dir: where 运行评测 writes results.jsonl, summary.json, report.md and chart.png
             (default reports/eval beside the data folder).
+        feedback_path: the SQLite file citizens' 👍/👎 go to (default data/feedback.db).
     """
     titles, error_zh = _titles(qa)
     chat = make_chat(qa)
     page_title = f"{titles[0]} · {APP_TITLE}" if titles else APP_TITLE
     default_set, default_out = default_eval_paths(qa)
     staff = StaffEval(qa, eval_set_path or default_set, eval_out_dir or default_out)
+    feedback = FeedbackStore(feedback_path or default_feedback_path(qa.settings))
+    credentials = staff_credentials()
 
     with gr.Blocks(title=page_title, analytics_enabled=False) as demo:
         gr.HTML(render_header_html(titles, error_zh), elem_id="rqa-header")
-        with gr.Tabs():
+        authed = gr.State(False)  # this browser session has logged in to the staff pages
+        with gr.Tabs(elem_id="rqa-tabs"):
             with gr.Tab("市民问答", id="chat", elem_id="rqa-chat-tab"):
-                _build_chat_tab(chat, staff)
-            build_staff_tab(demo, staff)
+                add_form = _build_chat_tab(chat, staff, feedback)
+            with gr.Tab("报告原文", id="report", elem_id="rqa-report-tab"):
+                gr.HTML(render_report_html(_sources(qa)), elem_id="rqa-report", padding=False)
+            build_staff_tab(demo, staff, feedback=feedback, authed=authed, credentials=credentials,
+                            reveal=[add_form])
         gr.api(make_ask_api(qa), api_name="ask")
 
-    # A plain ``demo.launch()`` still gets our theme and CSS (Gradio 6 reads these at launch).
+    # A plain ``demo.launch()`` still gets our theme, CSS and script (Gradio 6 reads these at launch).
     demo._deprecated_theme = THEME
     demo._deprecated_css = CSS
+    demo._deprecated_js = SOURCE_JS
     return demo
 
 
-def _build_chat_tab(chat, staff: StaffEval) -> None:
-    """The citizens' chat, and under it the staff's add-to-set accordion."""
+def _sources(qa) -> dict[str, str]:
+    try:
+        return read_sources(qa)
+    except (ReportQAError, OSError) as exc:
+        logger.warning("could not read the report text: %s", exc)
+        return {}
+
+
+def make_remember(store: FeedbackStore | None = None):
+    """After an answer: (chat messages, last answer, answers so far) -> (answers, plain text to copy).
+
+    ``answers`` maps the chat index of each bot message to what a vote on it stores.
+    """
+
+    def remember(history: list | None, last: dict | None, answers: dict | None):
+        if not last or not history:
+            return gr.skip(), gr.skip()
+        answer: Answer = last["answer"]
+        answers = dict(answers or {})
+        answers[len(history) - 1] = {"question": answer.question, "answer": answer.to_dict(),
+                                     "history": [{"question": t.question, "answer": t.answer} for t in last["earlier"]]}
+        return answers, render_answer_plain(answer)
+
+    return remember
+
+
+def make_vote(store: FeedbackStore):
+    """👍/👎 on a bot message -> (the stored row's id and vote, comment row update, comment box value)."""
+
+    def vote(answers: dict | None, data: gr.LikeData):
+        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        record = (answers or {}).get(index) or (answers or {}).get(str(index))
+        if data.liked is True:
+            verdict = "up"
+        elif data.liked is False:
+            verdict = "down"
+        else:  # a vote taken back: the stored one stays, nothing new to record
+            return gr.skip(), gr.skip(), gr.skip()
+        if record is None:  # an error message or an old conversation: nothing to attach a vote to
+            _warn("这条消息无法评价。")
+            return gr.skip(), gr.skip(), gr.skip()
+        try:
+            row_id = store.add(record["question"], record["answer"], verdict, "", record["history"])
+        except ReportQAError as exc:
+            _warn(exc.message_zh)
+            return gr.skip(), gr.skip(), gr.skip()
+        except Exception:
+            logger.exception("storing a vote failed")
+            _warn(GENERIC_ERROR_ZH)
+            return gr.skip(), gr.skip(), gr.skip()
+        gr.Info("感谢反馈！如愿意，可以在下方补充意见。", title="感谢反馈")
+        return {"id": row_id, "index": index, "vote": verdict}, gr.update(visible=True), ""
+
+    return vote
+
+
+def make_comment(store: FeedbackStore):
+    """提交反馈: (last vote, answers, comment) -> (comment row update, comment box value).
+
+    The comment is written onto the row the vote created.
+    """
+
+    def comment(voted: dict | None, answers: dict | None, text: str):
+        text = (text or "").strip()
+        if not voted or not text:
+            _warn("请先输入意见再提交。" if voted else "请先点 👍 或 👎 再补充意见。")
+            return gr.skip(), gr.skip()
+        try:
+            store.set_comment(voted["id"], text[:MAX_COMMENT_CHARS])
+        except (ReportQAError, ValueError) as exc:
+            _warn(getattr(exc, "message_zh", GENERIC_ERROR_ZH))
+            return gr.skip(), gr.skip()
+        gr.Info("意见已收到，谢谢！", title="感谢反馈")
+        return gr.update(visible=False), ""
+
+    return comment
+
+
+COPY_JS = """() => {
+  const box = document.querySelector('#rqa-copy-text textarea');
+  const text = box ? box.value : '';
+  if (text && navigator.clipboard) { navigator.clipboard.writeText(text).catch(() => {}); }
+  if (box) { box.focus(); box.select(); }
+}"""
+
+# One page-wide script: a click on a card's 查看原文 opens the 报告原文 tab, marks the quote by its
+# offsets (<mark id="rqa-hl">) and scrolls to it. Delegated from the document, because the cards are
+# Chatbot HTML, where Gradio's sanitizer strips every on* attribute.
+SOURCE_JS = """() => {
+  if (window.rqaShowSource) return;
+  const unmark = () => {
+    const old = document.getElementById('rqa-hl');
+    if (!old) return;
+    const parent = old.parentNode;
+    parent.replaceChild(document.createTextNode(old.textContent), old);
+    parent.normalize();
+  };
+  window.rqaShowSource = (source, start, end) => {
+    const tab = [...document.querySelectorAll('[role=tab]')].find(t => t.textContent.trim() === '报告原文');
+    if (tab) tab.click();
+    const mark = (attempt) => {
+      const paras = [...document.querySelectorAll('#rqa-report .rqa-para')];
+      const para = paras.find(p => p.dataset.source === source && start >= +p.dataset.start
+                                  && start < +p.dataset.start + p.textContent.length);
+      if (!para || !para.offsetParent) {
+        if (attempt < 50) setTimeout(() => mark(attempt + 1), 100);
+        return;
+      }
+      unmark();
+      const node = para.firstChild, from = start - +para.dataset.start;
+      const range = document.createRange();
+      range.setStart(node, from);
+      range.setEnd(node, Math.min(end - +para.dataset.start, node.textContent.length));
+      const hl = document.createElement('mark');
+      hl.id = 'rqa-hl';
+      hl.tabIndex = -1;
+      range.surroundContents(hl);
+      hl.scrollIntoView({block: 'center'});
+      hl.focus({preventScroll: true});
+    };
+    mark(0);
+  };
+  document.addEventListener('click', (event) => {
+    const link = event.target.closest && event.target.closest('a.rqa-open');
+    if (!link) return;
+    const m = /^#rqa-src-(\\d+)-(\\d+)-(.*)$/.exec(link.getAttribute('href') || '');
+    if (!m) return;
+    event.preventDefault();
+    event.stopPropagation();
+    window.rqaShowSource(decodeURIComponent(m[3]), +m[1], +m[2]);
+  }, true);
+}"""
+
+
+def _build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore):
+    """The citizens' chat, and under it the staff's add-to-set accordion (returned: shown after login)."""
     chatbot = gr.Chatbot(
         elem_id="rqa-chat",
         label="对话",
-        height=560,
+        height=520,
         render_markdown=False,  # messages are our own escaped HTML, never Markdown
         sanitize_html=True,  # and Gradio's allow-list sanitizer still runs on them
         latex_delimiters=[],
         allow_tags=False,
-        buttons=[],  # no share-to-Hugging-Face button; copy would copy raw HTML
-        feedback_options=None,
+        buttons=[],  # no share-to-Hugging-Face button; copy would copy raw HTML (复制回答 copies plain text)
+        feedback_options=("Like", "Dislike"),  # 👍/👎 under every answer (shown once .like is wired)
         placeholder="<p>请在下方输入关于报告的问题，或点击示例问题。</p>",
     )
-    with gr.Row():
+    with gr.Row(elem_id="rqa-comment-row", visible=False) as comment_row:
+        comment_box = gr.Textbox(label="补充意见（可选）", placeholder="哪里好、哪里不对？", lines=1, max_lines=4,
+                                 scale=6, elem_id="rqa-comment")
+        comment_send = gr.Button("提交反馈", scale=1, min_width=90, elem_id="rqa-comment-send")
+    with gr.Row(elem_id="rqa-ask-row"):
         question = gr.Textbox(
+            label="您的问题",
             show_label=False,
             placeholder="输入您的问题，按回车发送",
             lines=1,
             max_lines=4,
             scale=8,
+            min_width=160,
             autofocus=True,
             elem_id="rqa-question",
         )
-        send = gr.Button("发送", variant="primary", scale=1, min_width=80)
-    examples = gr.Examples(
-        examples=[[q] for q in EXAMPLE_QUESTIONS],
-        inputs=[question],
-        label="示例问题（点击即问）",
-        api_visibility="private",
-    )
-    gr.Markdown("回答均摘自报告原文，[n] 为出处编号；点开来源可查看原文段落。", elem_id="rqa-footnote")
+        send = gr.Button("发送", variant="primary", scale=1, min_width=70, elem_id="rqa-send")
+    with gr.Row(elem_id="rqa-copy-row"):
+        copy = gr.Button("复制回答", size="sm", scale=0, min_width=90, elem_id="rqa-copy")
+        gr.HTML('<span class="rqa-meta">复制最近一条回答及其来源（纯文本）</span>', padding=False)
+    copy_text = gr.Textbox(label="最近一条回答（纯文本，可复制）", lines=3, max_lines=12, interactive=False,
+                           buttons=["copy"], elem_id="rqa-copy-text", visible=True)
+    example_sets = []
+    with gr.Column(elem_id="rqa-examples"):
+        gr.HTML('<h2 class="rqa-examples-title">示例问题（点击即问）</h2>', padding=False)
+        for group, questions in EXAMPLE_GROUPS.items():
+            example_sets.append(gr.Examples(
+                examples=[[q] for q in questions],
+                inputs=[question],
+                label=group,
+                api_visibility="private",
+                examples_per_page=10,
+            ))
+    gr.Markdown("回答均摘自报告原文，[n] 为出处编号；点开来源可查看原文段落，点“查看原文”可在整篇报告中定位。",
+                elem_id="rqa-footnote")
 
     turns = gr.State([])  # this session's earlier (question, answer) pairs
     last_answer = gr.State(None)
-    prefill_io = build_add_form(staff, last_answer)
+    answers = gr.State({})  # chat index of each bot message -> what a vote on it stores
+    voted = gr.State(None)  # the last vote, which a comment is added to
+    add_form, prefill_io = build_add_form(staff, last_answer, visible=False)
 
     chat_io = dict(inputs=[question, chatbot, turns], outputs=[chatbot, question, turns, last_answer],
                    api_visibility="private")
-    question.submit(chat, **chat_io).then(**prefill_io)
-    send.click(chat, **chat_io).then(**prefill_io)
-    examples.load_input_event.then(chat, **chat_io).then(**prefill_io)
+    remember_io = dict(fn=make_remember(), inputs=[chatbot, last_answer, answers], outputs=[answers, copy_text],
+                       api_visibility="private")
+    question.submit(chat, **chat_io).then(**remember_io).then(**prefill_io)
+    send.click(chat, **chat_io).then(**remember_io).then(**prefill_io)
+    for examples in example_sets:
+        examples.load_input_event.then(chat, **chat_io).then(**remember_io).then(**prefill_io)
+    chatbot.like(make_vote(feedback), inputs=[answers], outputs=[voted, comment_row, comment_box],
+                 api_visibility="private")
+    comment_io = dict(inputs=[voted, answers, comment_box], outputs=[comment_row, comment_box],
+                      api_visibility="private")
+    comment_send.click(make_comment(feedback), **comment_io)
+    comment_box.submit(make_comment(feedback), **comment_io)
+    copy.click(None, js=COPY_JS)
     # The chat's trash button starts a new conversation: later questions are not follow-ups of the old one.
-    chatbot.clear(lambda: ([], None), outputs=[turns, last_answer], api_visibility="private")
+    chatbot.clear(lambda: ([], None, {}, None, gr.update(visible=False)),
+                  outputs=[turns, last_answer, answers, voted, comment_row], api_visibility="private")
+    return add_form
 
 
 def launch_options(host: str = "127.0.0.1", port: int | None = 7860, **kw: Any) -> dict:
@@ -395,19 +661,21 @@ def launch_options(host: str = "127.0.0.1", port: int | None = 7860, **kw: Any) 
         show_error=False,
         theme=THEME,
         css=CSS,
+        js=SOURCE_JS,
     )
     options.update(kw)
     return options
 
 
 def launch(qa, host: str = "127.0.0.1", port: int = 7860, eval_set_path: Path | str | None = None,
-           eval_out_dir: Path | str | None = None, **kw: Any):
+           eval_out_dir: Path | str | None = None, feedback_path: Path | str | None = None, **kw: Any):
     """Build the app for ``qa`` and serve it on host:port. Extra keywords go to ``Blocks.launch``."""
-    demo = build_app(qa, eval_set_path, eval_out_dir)
+    demo = build_app(qa, eval_set_path, eval_out_dir, feedback_path)
     demo.launch(**launch_options(host, port, **kw))
     return demo
 
 
 __all__ = ["build_app", "launch", "default_eval_paths", "render_answer_html", "render_passage_html",
+           "render_answer_plain", "render_report_html", "related_examples", "EXAMPLE_GROUPS",
            "render_citation_html", "render_question_html", "render_header_html", "make_respond", "make_chat",
            "make_ask_api", "THEME", "CSS"]

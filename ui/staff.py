@@ -8,8 +8,10 @@ that lets one evaluation run at a time; the ``make_*`` callbacks are thin.
 """
 from __future__ import annotations
 
+import hmac
 import html
 import json
+import os
 import logging
 import re
 import threading
@@ -28,9 +30,12 @@ from evals import (
 )
 from evals.report import CATEGORY_COLUMNS, HEADLINE, PRIMARY, failure_reasons, format_cell
 from reportqa.errors import ReportQAError
+from reportqa.feedback import FeedbackStore
 from retrieval.followup import is_follow_up
 from retrieval.grounding import NUMBER, TITLE
 from retrieval.models import Answer, Turn
+
+from .staff_feedback import VOTE_CHOICES, feedback_table, history_turns, make_feedback_refresh, make_pick_row, row_quotes
 
 logger = logging.getLogger(__name__)
 
@@ -149,15 +154,22 @@ def draft_from_answer(answer: Answer, earlier: Sequence[Turn], item_id: str) -> 
     history only when the question reads as a follow-up (那2024年呢？), so a
     citizen's fifth unrelated question is not filed as a follow-up of the first four.
     """
-    history = list(earlier)[-HISTORY_TURNS:] if is_follow_up(answer.question) else []
-    if answer.refused:
-        return ItemDraft(item_id, answer.question, False, "followup" if history else "unanswerable",
+    return draft_from_parts(answer.question, answer.text, answer.refused, [c.quote for c in answer.citations],
+                            earlier, item_id)
+
+
+def draft_from_parts(question: str, text: str, refused: bool, quotes: Sequence[str], earlier: Sequence[Turn],
+                     item_id: str) -> ItemDraft:
+    """``draft_from_answer`` from the pieces an answer leaves behind (as a stored 👎 keeps them)."""
+    history = list(earlier)[-HISTORY_TURNS:] if is_follow_up(question) else []
+    if refused:
+        return ItemDraft(item_id, question, False, "followup" if history else "unanswerable",
                          REFUSED_REFERENCE, history=history)
-    evidence = list(dict.fromkeys(c.quote for c in answer.citations if c.quote.strip()))
-    quotes = [unicodedata.normalize("NFKC", q) for q in evidence]
-    facts = [f for f in claims_in(answer.text) if any(f in q for q in quotes)]
+    evidence = list(dict.fromkeys(q for q in quotes if q.strip()))
+    normalized = [unicodedata.normalize("NFKC", q) for q in evidence]
+    facts = [f for f in claims_in(text) if any(f in q for q in normalized)]
     category = "followup" if history else ("multi" if len(evidence) > 1 else "fact")
-    return ItemDraft(item_id, answer.question, True, category, strip_markers(answer.text), evidence, facts, history)
+    return ItemDraft(item_id, question, True, category, strip_markers(text), evidence, facts, history)
 
 
 def lines_of(text: str | None) -> list[str]:
@@ -528,7 +540,13 @@ def make_prefill_callback(staff: StaffEval):
     def prefill(last: dict | None):
         if not last:
             return _skip(10)
-        draft = draft_from_answer(last["answer"], last["earlier"], next_item_id(staff.eval_set_path))
+        item_id = next_item_id(staff.eval_set_path)
+        if "feedback" in last:  # a stored 👎 (ui.staff_feedback): the answer's text and quotes, not an Answer
+            row = last["feedback"]
+            draft = draft_from_parts(row.question, row.answer, row.refused, row_quotes(row), history_turns(row),
+                                     item_id)
+        else:
+            draft = draft_from_answer(last["answer"], last["earlier"], item_id)
         earlier = "".join(f"<li>问：{_esc(t.question)}<br>答：{_esc(t.answer)}</li>" for t in draft.history)
         history_html = (f'<div class="rqa-meta">前文（追问所依据的对话）：<ul>{earlier}</ul></div>'
                         if draft.history else "")
@@ -569,77 +587,212 @@ def make_add_callback(staff: StaffEval):
 
 # ---------------------------------------------------------------- layout
 
-def build_add_form(staff: StaffEval, last_answer: gr.State) -> dict:
-    """The closed accordion under the chat. Returns the ``.then(**...)`` arguments that prefill it
-    from ``last_answer``; chain them after every event that answers a question."""
-    with gr.Accordion("加入评测集（工作人员）", open=False, elem_id="rqa-add"):
-        gr.Markdown("把刚才的问题加入评测集。已按回答预填，请核对修改后再加入；证据原文和必含事实每行一条。")
+def build_add_form(staff: StaffEval, last_answer: gr.State, title: str = "加入评测集（工作人员）",
+                   elem_prefix: str = "rqa-add", visible: bool = True, authed: gr.State | None = None):
+    """The closed accordion of the add-to-set form. Returns (the accordion, the ``.then(**...)`` arguments
+    that prefill it from ``last_answer``); chain those after every event that answers a question.
+    With ``authed``, 加入评测集 writes only for a session that logged in to the staff pages."""
+    with gr.Accordion(title, open=False, visible=visible, elem_id=elem_prefix) as accordion:
+        gr.Markdown("把问题加入评测集。已按回答预填，请核对修改后再加入；证据原文和必含事实每行一条。")
         history = gr.State([])
         history_html = gr.HTML()
         with_history = gr.Checkbox(value=False, visible=False, label="连同前文一起加入（追问）",
-                                   elem_id="rqa-add-with-history")
+                                   elem_id=f"{elem_prefix}-with-history")
         with gr.Row():
-            item_id = gr.Textbox(label="编号", scale=1, elem_id="rqa-add-id")
-            category = gr.Dropdown(CATEGORY_CHOICES, value="fact", label="类别", scale=1, elem_id="rqa-add-category")
-            answerable = gr.Checkbox(value=True, label="可回答（报告中有答案）", scale=1, elem_id="rqa-add-answerable")
-        question = gr.Textbox(label="问题", elem_id="rqa-add-question")
-        reference = gr.Textbox(label="参考答案", lines=2, elem_id="rqa-add-reference")
-        evidence = gr.Textbox(label="证据原文（逐字摘自报告，每行一条）", lines=3, elem_id="rqa-add-evidence")
-        facts = gr.Textbox(label="必含事实（回答中必须逐字出现，每行一条）", lines=2, elem_id="rqa-add-facts")
-        add = gr.Button("加入评测集", variant="secondary", elem_id="rqa-add-button")
-        status = gr.HTML(elem_id="rqa-add-status")
+            item_id = gr.Textbox(label="编号", scale=1, elem_id=f"{elem_prefix}-id")
+            category = gr.Dropdown(CATEGORY_CHOICES, value="fact", label="类别", scale=1,
+                                   elem_id=f"{elem_prefix}-category")
+            answerable = gr.Checkbox(value=True, label="可回答（报告中有答案）", scale=1,
+                                     elem_id=f"{elem_prefix}-answerable")
+        question = gr.Textbox(label="问题", elem_id=f"{elem_prefix}-question")
+        reference = gr.Textbox(label="参考答案", lines=2, elem_id=f"{elem_prefix}-reference")
+        evidence = gr.Textbox(label="证据原文（逐字摘自报告，每行一条）", lines=3, elem_id=f"{elem_prefix}-evidence")
+        facts = gr.Textbox(label="必含事实（回答中必须逐字出现，每行一条）", lines=2, elem_id=f"{elem_prefix}-facts")
+        add = gr.Button("加入评测集", variant="secondary", elem_id=f"{elem_prefix}-button")
+        status = gr.HTML(elem_id=f"{elem_prefix}-status")
 
     fields = [item_id, question, answerable, category, reference, evidence, facts]
-    add.click(make_add_callback(staff), inputs=[*fields, history, with_history], outputs=[status, item_id],
-              api_visibility="private")
-    return dict(fn=make_prefill_callback(staff), inputs=[last_answer],
-                outputs=[*fields, history, with_history, history_html], api_visibility="private")
+    add_fn = make_add_callback(staff)
+    if authed is not None:
+        def add_fn(logged_in, *form, _add=add_fn):
+            if not logged_in:
+                _warn(LOGIN_FIRST_ZH)
+                return gr.skip(), gr.skip()
+            return _add(*form)
+    add.click(add_fn, inputs=([authed] if authed is not None else []) + [*fields, history, with_history],
+              outputs=[status, item_id], api_visibility="private")
+    return accordion, dict(fn=make_prefill_callback(staff), inputs=[last_answer],
+                           outputs=[*fields, history, with_history, history_html], api_visibility="private")
 
 
-def build_staff_tab(demo: gr.Blocks, staff: StaffEval) -> gr.Tab:
-    """The second tab: the set as a filterable table, 运行评测 with a progress bar, then the results."""
-    with gr.Tab("评测（工作人员）", id="staff", elem_id="rqa-staff") as tab:
-        gr.HTML(f'<p class="rqa-meta">评测集：{_esc(staff.eval_set_path)} · 结果文件：{_esc(staff.eval_out_dir)} · '
-                f"对比系统：{_esc('、'.join(staff.systems))}</p>")
-        items = gr.State([])
-        passed = gr.State({})
-        errors = gr.HTML(elem_id="rqa-load-errors")
-        with gr.Row():
-            category = gr.Dropdown([(ALL, ALL), *CATEGORY_CHOICES], value=ALL, label="类别", scale=1)
-            result = gr.Dropdown(RESULT_CHOICES, value=ALL, label=f"结果（{PRIMARY}）", scale=1)
-            reload = gr.Button("重新载入", scale=0, min_width=100)
-            run = gr.Button("运行评测", variant="primary", scale=0, min_width=120, elem_id="rqa-run-eval")
-        table = gr.Dataframe(value=set_table([], {}), label="评测集", interactive=False, wrap=True, max_height=420,
-                             latex_delimiters=[], column_widths=["9%", "9%", "6%", "30%", "36%", "10%"],
-                             elem_id="rqa-set-table")
-        status = gr.HTML(elem_id="rqa-run-status")
-        summary = gr.Dataframe(label="各系统总体指标（— 表示不适用）", interactive=False, latex_delimiters=[],
-                               elem_id="rqa-summary")
-        categories = gr.Dataframe(label=f"{PRIMARY} 分类别指标", interactive=False, latex_delimiters=[],
-                                  elem_id="rqa-categories")
-        chart = gr.Image(label="图表", format="png", type="pil", interactive=False,
-                         buttons=["download", "fullscreen"], elem_id="rqa-chart")
-        failures = gr.HTML(elem_id="rqa-failures", max_height=900)
+# ---------------------------------------------------------------- staff login
 
-    refresh = make_refresh_callback(staff)
-    refresh_io = dict(inputs=[category, result, passed], outputs=[errors, table, items], api_visibility="private")
-    demo.load(refresh, **refresh_io)
-    tab.select(refresh, **refresh_io)
-    reload.click(refresh, **refresh_io)
+STAFF_USER_ENV, STAFF_PASSWORD_ENV = "REPORTQA_STAFF_USER", "REPORTQA_STAFF_PASSWORD"
+LOGIN_FAILED_ZH = "用户名或密码不正确。"
+LOGIN_FIRST_ZH = "请先在“工作人员”页登录。"
+NOT_CONFIGURED_ZH = (f"工作人员页面尚未启用。请在启动服务前设置环境变量 {STAFF_USER_ENV}（用户名）和 "
+                     f"{STAFF_PASSWORD_ENV}（密码），然后重新启动，例如：{STAFF_USER_ENV}=admin "
+                     f"{STAFF_PASSWORD_ENV}=一个足够长的密码 reportqa serve")
+
+
+def staff_credentials(environ=None) -> tuple[str, str] | None:
+    """(user, password) from REPORTQA_STAFF_USER / REPORTQA_STAFF_PASSWORD, or None when either is unset.
+
+    Read here, in one place, because ``reportqa/config.py`` is not the UI's to change; it belongs in Settings.
+    """
+    env = os.environ if environ is None else environ
+    user, password = env.get(STAFF_USER_ENV, ""), env.get(STAFF_PASSWORD_ENV, "")
+    return (user, password) if user and password else None
+
+
+def check_login(credentials: tuple[str, str] | None, user: str, password: str) -> bool:
+    """Constant-time comparison of both fields (no early exit on the user name)."""
+    if credentials is None:
+        return False
+    user_ok = hmac.compare_digest((user or "").encode("utf-8"), credentials[0].encode("utf-8"))
+    password_ok = hmac.compare_digest((password or "").encode("utf-8"), credentials[1].encode("utf-8"))
+    return user_ok and password_ok
+
+
+def build_staff_tab(demo: gr.Blocks, staff: StaffEval, feedback: FeedbackStore | None = None,
+                    authed: gr.State | None = None, credentials: tuple[str, str] | None = None,
+                    reveal: Sequence[gr.components.Component] = ()) -> gr.Tab:
+    """The 工作人员 tab, behind a login: 评测 (the set as a filterable table, 运行评测 with a progress bar,
+    the results) and 反馈 (citizens' votes, export, a 👎 into the set). ``reveal`` are shown on login."""
+    authed = authed if authed is not None else gr.State(False)
+    with gr.Tab("工作人员", id="staff", elem_id="rqa-staff") as tab:
+        if credentials is None:
+            gr.HTML(status_html(NOT_CONFIGURED_ZH, ok=False), elem_id="rqa-staff-locked")
+        with gr.Column(visible=credentials is not None, elem_id="rqa-login") as login_box:
+            gr.HTML('<p class="rqa-meta">工作人员页面需要登录（市民问答无需登录）。</p>')
+            with gr.Row():
+                user = gr.Textbox(label="用户名", max_lines=1, elem_id="rqa-login-user")
+                password = gr.Textbox(label="密码", type="password", max_lines=1, elem_id="rqa-login-password")
+            login = gr.Button("登录", variant="primary", elem_id="rqa-login-button")
+            login_status = gr.HTML(elem_id="rqa-login-status")
+        with gr.Column(visible=False, elem_id="rqa-staff-content") as content:
+            with gr.Tabs():
+                with gr.Tab("评测", id="staff-eval", elem_id="rqa-staff-eval"):
+                    refresh_io = _build_eval_view(staff, authed)
+                with gr.Tab("反馈", id="staff-feedback", elem_id="rqa-staff-feedback"):
+                    feedback_io = _build_feedback_view(staff, feedback, authed)
+
+    def log_in(user_name: str, secret: str):
+        if not check_login(credentials, user_name, secret):
+            _warn(LOGIN_FAILED_ZH)
+            return (False, gr.skip(), gr.skip(), status_html(LOGIN_FAILED_ZH, ok=False), "",
+                    *(gr.skip() for _ in reveal))
+        return (True, gr.update(visible=False), gr.update(visible=True), "", "",
+                *(gr.update(visible=True) for _ in reveal))
+
+    login_event = dict(fn=log_in, inputs=[user, password],
+                       outputs=[authed, login_box, content, login_status, password, *reveal], api_visibility="private")
+    done = login.click(**login_event)
+    done_enter = password.submit(**login_event)
+    for event in (done, done_enter):
+        event.then(**refresh_io).then(**feedback_io)
+    tab.select(**refresh_io)
+    return tab
+
+
+def _build_eval_view(staff: StaffEval, authed: gr.State) -> dict:
+    """The evaluation: returns the arguments of the event that reloads the set table."""
+    gr.HTML(f'<p class="rqa-meta">评测集：{_esc(staff.eval_set_path)} · 结果文件：{_esc(staff.eval_out_dir)} · '
+            f"对比系统：{_esc('、'.join(staff.systems))}</p>")
+    items = gr.State([])
+    passed = gr.State({})
+    errors = gr.HTML(elem_id="rqa-load-errors")
+    with gr.Row():
+        category = gr.Dropdown([(ALL, ALL), *CATEGORY_CHOICES], value=ALL, label="类别", scale=1)
+        result = gr.Dropdown(RESULT_CHOICES, value=ALL, label=f"结果（{PRIMARY}）", scale=1)
+        reload = gr.Button("重新载入", scale=0, min_width=100)
+        run = gr.Button("运行评测", variant="primary", scale=0, min_width=120, elem_id="rqa-run-eval")
+    table = gr.Dataframe(value=set_table([], {}), label="评测集", interactive=False, wrap=True, max_height=420,
+                         latex_delimiters=[], column_widths=["9%", "9%", "6%", "30%", "36%", "10%"],
+                         elem_id="rqa-set-table")
+    status = gr.HTML(elem_id="rqa-run-status")
+    summary = gr.Dataframe(label="各系统总体指标（— 表示不适用）", interactive=False, latex_delimiters=[],
+                           elem_id="rqa-summary")
+    categories = gr.Dataframe(label=f"{PRIMARY} 分类别指标", interactive=False, latex_delimiters=[],
+                              elem_id="rqa-categories")
+    chart = gr.Image(label="图表", format="png", type="pil", interactive=False,
+                     buttons=["download", "fullscreen"], elem_id="rqa-chart")
+    failures = gr.HTML(elem_id="rqa-failures", max_height=900)
+
+    refresh_fn, run_fn = make_refresh_callback(staff), make_run_callback(staff)
+
+    # Every staff callback checks the session's login, not only the page's visibility.
+    def refresh(logged_in: bool, category_: str, result_: str, passed_: dict | None):
+        return refresh_fn(category_, result_, passed_) if logged_in else _skip(3)
+
+    def run_gated(logged_in: bool, category_: str, result_: str, progress=gr.Progress()):
+        if not logged_in:
+            _warn(LOGIN_FIRST_ZH)
+            return _skip(len(RUN_OUTPUTS))
+        return run_fn(category_, result_, progress)
+
+    refresh_io = dict(fn=refresh, inputs=[authed, category, result, passed], outputs=[errors, table, items],
+                      api_visibility="private")
+    reload.click(**refresh_io)
     filter_io = dict(inputs=[items, passed, category, result], outputs=[table], api_visibility="private")
     category.change(make_filter_callback(), **filter_io)
     result.change(make_filter_callback(), **filter_io)
     run_outputs = dict(status=status, errors=errors, table=table, items=items, passed=passed, summary=summary,
                        categories=categories, chart=chart, failures=failures)
     # No queue limit here: a second click must reach the lock and be told a run is going, not wait behind it.
-    run.click(make_run_callback(staff), inputs=[category, result], outputs=[run_outputs[n] for n in RUN_OUTPUTS],
+    run.click(run_gated, inputs=[authed, category, result], outputs=[run_outputs[n] for n in RUN_OUTPUTS],
               concurrency_limit=None, api_visibility="private")
-    return tab
+    return refresh_io
+
+
+def _build_feedback_view(staff: StaffEval, store: FeedbackStore | None, authed: gr.State) -> dict:
+    """Citizens' votes: filters, the table, CSV/JSONL export, and a 👎 into the add form.
+    Returns the arguments of the event that reloads the table."""
+    store = store or FeedbackStore(Path(staff.qa.settings.data_dir) / "feedback.db")
+    gr.HTML(f'<p class="rqa-meta">反馈数据库：{_esc(store.path)}</p>')
+    with gr.Row():
+        vote = gr.Dropdown(VOTE_CHOICES, value=ALL, label="评价", scale=1, elem_id="rqa-fb-vote")
+        since = gr.Textbox(label="起始日期", placeholder="YYYY-MM-DD", max_lines=1, scale=1, elem_id="rqa-fb-since")
+        until = gr.Textbox(label="截止日期", placeholder="YYYY-MM-DD", max_lines=1, scale=1, elem_id="rqa-fb-until")
+        reload = gr.Button("筛选 / 刷新", scale=0, min_width=110, elem_id="rqa-fb-reload")
+    table = gr.Dataframe(value=feedback_table([]), label="反馈（最新在前；点一行可选中其编号）", interactive=False,
+                         wrap=True, max_height=420, latex_delimiters=[], elem_id="rqa-fb-table")
+    with gr.Row():
+        csv_file = gr.DownloadButton("导出 CSV", value=None, size="sm", elem_id="rqa-fb-csv")
+        jsonl_file = gr.DownloadButton("导出 JSONL", value=None, size="sm", elem_id="rqa-fb-jsonl")
+    rows = gr.State({})
+    with gr.Row():
+        row_id = gr.Number(label="反馈编号", precision=0, scale=1, elem_id="rqa-fb-id")
+        to_set = gr.Button("用这条 👎 反馈预填“加入评测集”", scale=2, elem_id="rqa-fb-to-set")
+    picked = gr.State(None)
+    form, prefill_io = build_add_form(staff, picked, title="加入评测集（由反馈预填）", elem_prefix="rqa-fb-add",
+                                      authed=authed)
+
+    def choose(logged_in: bool, by_id: dict | None, chosen):
+        row = (by_id or {}).get(int(chosen)) if logged_in and chosen is not None else None
+        if row is None:
+            _warn("请先在表格中选一条反馈（填写或点选它的编号）。" if logged_in else LOGIN_FIRST_ZH)
+            return gr.skip(), gr.skip()
+        if row.vote != "down":
+            _warn("只有 👎 的反馈需要加入评测集；这条是 👍。")
+            return gr.skip(), gr.skip()
+        return {"feedback": row}, gr.update(open=True)
+
+    # Exports go beside Gradio's own temp files (GRADIO_TEMP_DIR when set), which are served from there.
+    refresh_io = dict(fn=make_feedback_refresh(store, os.environ.get("GRADIO_TEMP_DIR") or None),
+                      inputs=[authed, vote, since, until],
+                      outputs=[table, rows, csv_file, jsonl_file], api_visibility="private")
+    reload.click(**refresh_io)
+    vote.change(**refresh_io)
+    table.select(make_pick_row(), inputs=[table], outputs=[row_id], api_visibility="private")
+    to_set.click(choose, inputs=[authed, rows, row_id], outputs=[picked, form], api_visibility="private") \
+        .then(**prefill_io)
+    return refresh_io
 
 
 __all__ = [
     "StaffEval", "ItemDraft", "ItemRejected", "EvalBusy", "draft_from_answer", "item_from_form", "next_item_id",
     "claims_in", "strip_markers", "filter_items", "set_table", "summary_table", "category_table",
     "failure_reasons_zh", "failure_card_html", "failures_html", "load_errors_html", "build_add_form",
-    "build_staff_tab", "make_run_callback", "make_add_callback", "make_prefill_callback", "RUN_OUTPUTS", "STAFF_CSS",
+    "build_staff_tab", "staff_credentials", "check_login", "draft_from_parts", "make_run_callback", "make_add_callback", "make_prefill_callback", "RUN_OUTPUTS", "STAFF_CSS",
 ]
