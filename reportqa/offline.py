@@ -5,6 +5,7 @@ local Hugging Face cache, a folder must hold a model; nothing is downloaded.
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -41,3 +42,21 @@ def unavailable(kind: str, ref: str, why: str, env_var: str, example: str, witho
         f"Copy the model folder here{fetch} and set {env_var}=/path/to/that/folder, or unset {env_var} {without}.",
         message_zh,
     )
+
+
+class LazyOfflineModel:
+    """A model loaded on first use, once, under a lock; subclasses define ``_load_offline``."""
+
+    def __init__(self) -> None:
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _load_offline(self):
+        raise NotImplementedError
+
+    def _load(self):
+        with self._lock:
+            if self._model is None:
+                self._model = self._load_offline()
+        return self._model
+

@@ -8,7 +8,6 @@ strictly offline, as the embedder does: a model that is not on disk is a
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol, runtime_checkable
@@ -17,7 +16,7 @@ import numpy as np
 
 from ingest.build import passage_text
 from reportqa.errors import ModelUnavailable
-from reportqa.offline import load_offline, unavailable
+from reportqa.offline import LazyOfflineModel, load_offline, unavailable
 
 from .models import Hit
 
@@ -33,7 +32,7 @@ class Reranker(Protocol):
     def rerank(self, question: str, hits: list[Hit], top_k: int) -> list[Hit]: ...
 
 
-class CrossEncoderReranker:
+class CrossEncoderReranker(LazyOfflineModel):
     """A sentence-transformers ``CrossEncoder``, by hub name (from the local cache) or folder.
 
     ``rerank`` returns the best ``top_k`` hits with ``score`` replaced by the
@@ -48,18 +47,11 @@ class CrossEncoderReranker:
         self.model_ref = model
         self.name = f"cross-encoder:{model}"
         self.batch_size = batch_size
-        self._model = None
-        self._lock = threading.Lock()
+        super().__init__()
 
     def load(self) -> None:
         """Load the model now (e.g. before a server takes questions) rather than on the first question."""
         self._load()
-
-    def _load(self):
-        with self._lock:
-            if self._model is None:
-                self._model = self._load_offline()
-        return self._model
 
     def _load_offline(self):
         from sentence_transformers import CrossEncoder
