@@ -10,7 +10,9 @@ import pytest
 import ingest.store as store
 from reportqa.config import Settings
 from reportqa.errors import IndexMismatch, IndexMissing, ReportFileError
+from reportqa.embeddings import make_embedder
 from reportqa.service import ReportQA
+from retrieval.search import HybridRetriever
 
 from conftest import make_data_dir
 
@@ -140,3 +142,43 @@ def test_only_bad_reports_keeps_the_existing_index(settings):
         ReportQA(settings).ingest([bad])
     assert _live(settings) == before
     assert store.load_index(settings.index_path).manifest.chunk_count > 0
+
+
+@pytest.mark.slow
+def test_killing_ingest_at_random_points_never_leaves_a_broken_index(settings):
+    """SIGKILL `reportqa ingest` mid-run a few times: the live index is the old one or the new one."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    old_ids = [c.chunk_id for c in store.load_index(settings.index_path).chunks]
+    report = next(settings.raw_path.glob("*.txt"))
+    report.write_text(report.read_text(encoding="utf-8").replace("1726", "1727"), encoding="utf-8")
+    command = [sys.executable, "-m", "reportqa.cli", "--data-dir", str(settings.data_dir), "ingest"]
+
+    started = time.perf_counter()
+    subprocess.run(command, capture_output=True, check=True, timeout=300)  # how long a whole run takes
+    full_run_s = time.perf_counter() - started
+    new_ids = [c.chunk_id for c in store.load_index(settings.index_path).chunks]
+    assert new_ids != old_ids
+
+    rng = random.Random(20261125)
+    for attempt in range(5):
+        # Alternate the source so every run really writes a new version.
+        text = report.read_text(encoding="utf-8")
+        report.write_text(text.replace("1727", "1726") if attempt % 2 == 0 else text.replace("1726", "1727"),
+                          encoding="utf-8")
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, full_run_s))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        live = store.load_index(settings.index_path)  # raises if the served index were broken
+        ids = [c.chunk_id for c in live.chunks]
+        assert ids in (old_ids, new_ids)
+        # It still serves: search the live version (ask would rightly call it stale when the kill came first).
+        question = "全市建成了多少个便民服务站？"
+        vector = make_embedder().encode_queries([question])[0]
+        hits = HybridRetriever(live).search(vector, question, top_k=3)
+        assert any("便民服务站" in h.chunk.text for h in hits)
