@@ -667,10 +667,19 @@ def launch_options(host: str = "127.0.0.1", port: int | None = 7860, **kw: Any) 
     return options
 
 
+# Answers take ~25 ms of CPU on 2 cores: two at a time keep both busy. Past QUEUE_MAX_SIZE waiting
+# events a new one is turned away at once (HTTP 503) instead of hanging; Gradio's page then shows its
+# own "currently busy, please try again" notice, which it does not let us translate.
+CONCURRENCY_LIMIT = 2
+QUEUE_MAX_SIZE = 64
+
+
 def launch(qa, host: str = "127.0.0.1", port: int = 7860, eval_set_path: Path | str | None = None,
-           eval_out_dir: Path | str | None = None, feedback_path: Path | str | None = None, **kw: Any):
+           eval_out_dir: Path | str | None = None, feedback_path: Path | str | None = None,
+           concurrency_limit: int = CONCURRENCY_LIMIT, max_size: int = QUEUE_MAX_SIZE, **kw: Any):
     """Build the app for ``qa`` and serve it on host:port. Extra keywords go to ``Blocks.launch``."""
     demo = build_app(qa, eval_set_path, eval_out_dir, feedback_path)
+    demo.queue(default_concurrency_limit=concurrency_limit, max_size=max_size)
     demo.launch(**launch_options(host, port, **kw))
     return demo
 
