@@ -11,7 +11,7 @@ from reportqa.embeddings import Embedder
 from reportqa.errors import ReportFileError
 
 from .chunker import ChunkerSettings, chunk_document
-from .loader import find_reports, load_report, sha256_file
+from .loader import SUPPORTED_SUFFIXES, find_reports, load_report, sha256_file
 from .models import Chunk
 from .store import Manifest, load_index, write_index
 from .text import tokenize
@@ -101,7 +101,8 @@ def build_index(paths: list[Path], root: Path, index_dir: Path, embedder: Embedd
                         "chunks": len(doc_chunks)})
         progress(f"parsed {name}: {len(doc.paragraphs)} paragraphs, {len(doc_chunks)} chunks")
     if not chunks:
-        reasons = "; ".join(r for _, r in skipped) or f"no .txt or .md reports under {', '.join(map(str, paths))}"
+        reasons = "; ".join(r for _, r in skipped) or (
+            f"no {'/'.join(SUPPORTED_SUFFIXES)} reports under {', '.join(map(str, paths))}")
         raise ReportFileError(f"Nothing to index: {reasons}. The existing index was left as it was.",
                               "没有可导入的报告，原有索引保持不变。")
 

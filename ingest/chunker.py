@@ -5,6 +5,7 @@ import hashlib
 import math
 from dataclasses import asdict, dataclass
 
+from .formats import page_of
 from .models import Chunk, Document, Span
 from .text import split_sentences
 
@@ -65,6 +66,7 @@ def chunk_document(doc: Document, settings: ChunkerSettings = ChunkerSettings())
                     end=end,
                     text=text,
                     sentences=tuple(group),
+                    page=page_of(list(doc.pages), start),
                 )
             )
     return chunks

@@ -1,27 +1,41 @@
-"""Read report files (.txt, .md) into parsed Documents, with clear errors."""
+"""Read report files (.txt, .md, .html, .htm, .docx, .pdf) into parsed Documents, with clear errors."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from reportqa.errors import ReportFileError
 
+from .formats import CONVERTERS, ConvertedText, convert_report
 from .models import Document
 from .structure import parse_structure
 
-SUPPORTED_SUFFIXES = (".txt", ".md")
+SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".docx", ".pdf")
+SIDECAR_SUFFIX = ".meta.json"
+# Fields a sidecar may hold, with the type each must have.
+SIDECAR_FIELDS = {"title": str, "issuer": str, "year": int, "url": str}
 
 
 def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _is_report_file(path: Path) -> bool:
+    # ~$name.docx is Word's lock file, .name a hidden or editor temp file: never reports.
+    return (path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES
+            and not path.name.startswith(("~$", ".")))
+
+
 def find_reports(paths: list[Path]) -> list[Path]:
-    """Expand folders into the report files they hold, sorted for stable ids."""
+    """Expand folders into the report files they hold, sorted for stable ids.
+
+    Sidecars (``report.pdf.meta.json``) end in .json, so they are never taken for reports.
+    """
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(p for p in sorted(path.rglob("*")) if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+            found.extend(p for p in sorted(path.rglob("*")) if _is_report_file(p))
         elif path.exists():
             found.append(path)
         else:
@@ -29,34 +43,94 @@ def find_reports(paths: list[Path]) -> list[Path]:
     return found
 
 
-def load_report(path: Path, root: Path | None = None) -> Document:
-    """Decode and parse one report; raise ReportFileError when it is unusable."""
-    name = str(path.relative_to(root)) if root and path.is_relative_to(root) else path.name
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-        raise ReportFileError(
-            f"{name}: unsupported file type {path.suffix!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}",
-            f"{name}：不支持的文件类型 {path.suffix}，目前支持 {'、'.join(SUPPORTED_SUFFIXES)}",
-        )
-    raw = path.read_bytes()
+def sidecar_path(path: Path) -> Path | None:
+    """``report.pdf.meta.json`` next to the report, else ``report.meta.json``; None when neither exists."""
+    for candidate in (path.with_name(path.name + SIDECAR_SUFFIX), path.with_name(path.stem + SIDECAR_SUFFIX)):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_sidecar_fields(path: Path) -> dict:
+    """Every field of the report's sidecar, checked; {} when it has none."""
+    sidecar = sidecar_path(path)
+    if sidecar is None:
+        return {}
+    fields = ", ".join(f"{k} ({t.__name__})" for k, t in SIDECAR_FIELDS.items())
     try:
-        text = raw.decode("utf-8-sig")
+        meta = json.loads(sidecar.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportFileError(f"{sidecar.name}: not valid UTF-8 JSON ({exc}); expected an object with {fields}",
+                              f"{sidecar.name}：不是有效的 JSON 元数据文件") from None
+    if not isinstance(meta, dict):
+        raise ReportFileError(f"{sidecar.name}: expected a JSON object with {fields}, got {type(meta).__name__}",
+                              f"{sidecar.name}：元数据应为 JSON 对象")
+    for key, value in meta.items():
+        expected = SIDECAR_FIELDS.get(key)
+        if expected is None:
+            raise ReportFileError(f"{sidecar.name}: unknown field {key!r}; allowed: {fields}",
+                                  f"{sidecar.name}：未知字段 {key}")
+        # bool is an int in Python, but "year": true is a mistake.
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise ReportFileError(f"{sidecar.name}: {key} must be {expected.__name__}, got {value!r}",
+                                  f"{sidecar.name}：字段 {key} 的类型不对")
+    return meta
+
+
+def read_sidecar(path: Path) -> dict:
+    """The report's sidecar metadata besides its title ({"issuer", "year", "url"}, whichever are given).
+
+    Raises ReportFileError naming the sidecar when it is not JSON or a field has the wrong type.
+    """
+    return {k: v for k, v in _read_sidecar_fields(path).items() if k != "title"}
+
+
+def _read_plain_text(raw: bytes, name: str) -> ConvertedText:
+    try:
+        return ConvertedText(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise ReportFileError(
             f"{name}: not valid UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start}); "
             "save it as UTF-8 (e.g. `iconv -f GBK -t UTF-8`) and ingest again",
             f"{name}：不是 UTF-8 编码的文本，请另存为 UTF-8 后重新导入",
         ) from None
-    title, headings, paragraphs = parse_structure(text)
+
+
+def load_converted(path: Path, root: Path | None = None) -> tuple[Document, ConvertedText]:
+    """Like ``load_report``, also returning the converted text with its PDF page map."""
+    name = str(path.relative_to(root)) if root and path.is_relative_to(root) else path.name
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ReportFileError(
+            f"{name}: unsupported file type {path.suffix!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}",
+            f"{name}：不支持的文件类型 {path.suffix}，目前支持 {'、'.join(SUPPORTED_SUFFIXES)}",
+        )
+    meta = _read_sidecar_fields(path)
+    raw = path.read_bytes()
+    converted = convert_report(path, name) if suffix in CONVERTERS else _read_plain_text(raw, name)
+    title, headings, paragraphs = parse_structure(converted.text)
     if not paragraphs:
         raise ReportFileError(
             f"{name}: no text to index (the file is empty or holds only headings)",
             f"{name}：文件为空或没有正文，无法导入",
         )
-    return Document(
+    document = Document(
         source=name,
-        title=title or path.stem,
-        text=text,
+        title=meta.get("title") or title or path.stem,
+        text=converted.text,
         sha256=hashlib.sha256(raw).hexdigest(),
         headings=tuple(headings),
         paragraphs=tuple(paragraphs),
+        pages=tuple(converted.pages),
     )
+    return document, converted
+
+
+def load_report(path: Path, root: Path | None = None) -> Document:
+    """Read, convert and parse one report; raise ReportFileError when it is unusable.
+
+    ``Document.text`` is the text the parser read: the file itself for .txt/.md, the
+    converted text (one paragraph a line) for .html/.docx/.pdf; offsets point into it.
+    A sidecar ``<file>.meta.json`` with a "title" overrides the parsed title.
+    """
+    return load_converted(path, root)[0]

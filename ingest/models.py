@@ -35,6 +35,7 @@ class Document:
     sha256: str
     headings: tuple[tuple[str, ...], ...]  # every section path, in document order
     paragraphs: tuple[Paragraph, ...]
+    pages: tuple[tuple[int, int], ...] = ()  # PDF: (offset in text, page number) where each page starts
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Chunk:
     end: int
     text: str
     sentences: tuple[Span, ...] = field(default=())  # absolute offsets of each sentence
+    page: int | None = None  # PDF page the chunk starts on
 
     @property
     def section(self) -> str:

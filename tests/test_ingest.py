@@ -84,7 +84,8 @@ def test_chunk_ids_are_stable_and_unique(report_path):
         ("empty.txt", b"", "empty"),
         ("blank.md", b"  \n\n ", "empty"),
         ("gbk.txt", "大连市报告。全市建成便民服务站。".encode("gbk"), "UTF-8"),
-        ("report.pdf", b"%PDF-1.4", "unsupported"),
+        ("report.rtf", b"{\\rtf1}", "unsupported"),
+        ("report.pdf", b"%PDF-1.4", "not a readable PDF"),
     ],
 )
 def test_bad_report_files_give_clear_errors(tmp_path: Path, name, content, expected):
