@@ -66,7 +66,7 @@ def chunk_document(doc: Document, settings: ChunkerSettings = ChunkerSettings())
                     end=end,
                     text=text,
                     sentences=tuple(group),
-                    page=page_of(list(doc.pages), start),
+                    page=page_of(doc.pages, start),
                 )
             )
     return chunks

@@ -11,6 +11,7 @@ import bisect
 import itertools
 import re
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ class ConvertedText:
     pages: list[tuple[int, int]] = field(default_factory=list)
 
 
-def page_of(pages: list[tuple[int, int]], offset: int) -> int | None:
+def page_of(pages: Sequence[tuple[int, int]], offset: int) -> int | None:
     """The page that holds ``offset`` of the converted text, or None when the format has no pages."""
     i = bisect.bisect_right([start for start, _ in pages], offset) - 1
     return pages[i][1] if i >= 0 else (pages[0][1] if pages else None)

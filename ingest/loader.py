@@ -96,8 +96,14 @@ def _read_plain_text(raw: bytes, name: str) -> ConvertedText:
         ) from None
 
 
-def load_converted(path: Path, root: Path | None = None) -> tuple[Document, ConvertedText]:
-    """Like ``load_report``, also returning the converted text with its PDF page map."""
+def load_report(path: Path, root: Path | None = None) -> Document:
+    """Read, convert and parse one report; raise ReportFileError when it is unusable.
+
+    ``Document.text`` is the text the parser read: the file itself for .txt/.md, the
+    converted text (one paragraph a line) for .html/.docx/.pdf; offsets point into it,
+    and ``Document.pages`` maps them to PDF pages. A sidecar ``<file>.meta.json`` with
+    a "title" overrides the parsed title.
+    """
     name = str(path.relative_to(root)) if root and path.is_relative_to(root) else path.name
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -114,7 +120,7 @@ def load_converted(path: Path, root: Path | None = None) -> tuple[Document, Conv
             f"{name}: no text to index (the file is empty or holds only headings)",
             f"{name}：文件为空或没有正文，无法导入",
         )
-    document = Document(
+    return Document(
         source=name,
         title=meta.get("title") or title or path.stem,
         text=converted.text,
@@ -123,14 +129,3 @@ def load_converted(path: Path, root: Path | None = None) -> tuple[Document, Conv
         paragraphs=tuple(paragraphs),
         pages=tuple(converted.pages),
     )
-    return document, converted
-
-
-def load_report(path: Path, root: Path | None = None) -> Document:
-    """Read, convert and parse one report; raise ReportFileError when it is unusable.
-
-    ``Document.text`` is the text the parser read: the file itself for .txt/.md, the
-    converted text (one paragraph a line) for .html/.docx/.pdf; offsets point into it.
-    A sidecar ``<file>.meta.json`` with a "title" overrides the parsed title.
-    """
-    return load_converted(path, root)[0]

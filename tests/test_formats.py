@@ -11,7 +11,7 @@ import pytest
 from ingest.build import build_index
 from ingest.chunker import chunk_document
 from ingest.formats import page_of
-from ingest.loader import find_reports, load_converted, load_report, read_sidecar
+from ingest.loader import find_reports, load_report, read_sidecar
 from reportqa.errors import ReportFileError
 
 NUMERALS = "一二三四五六七八九"
@@ -170,14 +170,14 @@ def test_docx_title_style_and_unnumbered_headings(tmp_path):
                          ids=["spaced-paragraphs", "indented-paragraphs"])
 def test_pdf_joins_wrapped_lines_and_knows_pages(report_text, report_path, tmp_path, layout):
     path = write_pdf(report_text, tmp_path / "report.pdf", **layout)
-    doc, converted = load_converted(path)
+    doc = load_report(path)
     _assert_report_structure(doc, report_path)
     assert not any(p.text.startswith("-") for p in doc.paragraphs)  # page numbers dropped
-    pages = {p.section_path[-1][:3]: page_of(converted.pages, p.start) for p in doc.paragraphs
+    pages = {p.section_path[-1][:3]: page_of(doc.pages, p.start) for p in doc.paragraphs
              if p.section_path}
     assert pages["(一)"] == 1
     assert pages["(九)"] > pages["(一)"]
-    assert max(n for _, n in converted.pages) >= 2
+    assert max(n for _, n in doc.pages) >= 2
     # Chunks carry the page they start on, for citations.
     chunks = chunk_document(doc)
     by_section = {c.section_path[-1][:3]: c.page for c in chunks if c.section_path}
