@@ -58,7 +58,6 @@ class _Candidate:
     similarity: float
     coverage: float
     score: float = 0.0
-    hit_rank: int = 0
 
     @property
     def text(self) -> str:
@@ -94,25 +93,26 @@ class ExtractiveAnswerer:
         indptr = np.asarray(index.bm25.scores["indptr"])
         self._doc_freq = np.diff(indptr)
         self._n_docs = max(1, len(index.chunks))
-        self._titles = {c.doc_title for c in index.chunks}
 
     def idf(self, term: str) -> float:
         token_id = self._vocab.get(term)
         df = int(self._doc_freq[token_id]) if token_id is not None and token_id < len(self._doc_freq) else 0
         return math.log(1 + (self._n_docs - df + 0.5) / (df + 0.5))
 
-    def question_terms(self, question: str) -> QuestionTerms:
+    def question_terms(self, question: str, kind_from: str | None = None) -> QuestionTerms:
+        """Topic words, anchors and the kind of answer wanted (read from ``kind_from`` when given)."""
         terms = content_terms(question)
         anchors = set(YEAR.findall(question)) | set(place_names(question))
+        kind = question if kind_from is None else kind_from
         return QuestionTerms(
             terms=terms,
             weights={t: self.idf(t) for t in terms},
-            anchors=sorted(set(anchors)),
-            wants_quantity=bool(QUANTITY_QUESTION.search(question)),
-            wants_time=bool(TIME_QUESTION.search(question)),
-            wants_place=bool(PLACE_QUESTION.search(question)),
-            wants_list=bool(LIST_QUESTION.search(question)),
-            wants_precise=bool(PRECISE_QUESTION.search(question)),
+            anchors=sorted(anchors),
+            wants_quantity=bool(QUANTITY_QUESTION.search(kind)),
+            wants_time=bool(TIME_QUESTION.search(kind)),
+            wants_place=bool(PLACE_QUESTION.search(kind)),
+            wants_list=bool(LIST_QUESTION.search(kind)),
+            wants_precise=bool(PRECISE_QUESTION.search(kind)),
         )
 
     @staticmethod
@@ -132,7 +132,7 @@ class ExtractiveAnswerer:
 
     def _candidates(self, hits: list[Hit], query_vector: np.ndarray, qterms: QuestionTerms) -> list[_Candidate]:
         found: list[_Candidate] = []
-        for rank, hit in enumerate(hits[: self.settings.candidate_hits]):
+        for hit in hits[: self.settings.candidate_hits]:
             chunk = hit.chunk
             first = self._row_of_chunk[chunk.chunk_id]
             sims = self.index.sentence_vectors[first : first + len(chunk.sentences)] @ query_vector
@@ -141,7 +141,7 @@ class ExtractiveAnswerer:
                 text = chunk.sentence_text(span)
                 cov = max(self.coverage(qterms, text, chunk.doc_title),
                           0.5 * self.coverage(qterms, f"{section_text} {text}", chunk.doc_title))
-                cand = _Candidate(chunk, span, float(sim), cov, hit_rank=rank)
+                cand = _Candidate(chunk, span, float(sim), cov)
                 cand.score = cand.similarity + self.settings.coverage_weight * cand.coverage
                 if not self.answers_type(qterms, text):
                     continue  # a how-many, when or where question needs a sentence stating one
@@ -170,13 +170,9 @@ class ExtractiveAnswerer:
         to its context; what kind of answer is wanted (an amount, a list)
         comes from it, the topic from both.
         """
-        qterms = self.question_terms(question)
-        if asked is not None and INTERROGATIVE.search(asked):  # 那2022年呢？ keeps the previous question's kind
-            qterms.wants_quantity = bool(QUANTITY_QUESTION.search(asked))
-            qterms.wants_time = bool(TIME_QUESTION.search(asked))
-            qterms.wants_place = bool(PLACE_QUESTION.search(asked))
-            qterms.wants_list = bool(LIST_QUESTION.search(asked))
-            qterms.wants_precise = bool(PRECISE_QUESTION.search(asked))
+        # 那2022年呢？ asks nothing of its own, so it keeps the previous question's kind.
+        kind_from = asked if asked is not None and INTERROGATIVE.search(asked) else None
+        qterms = self.question_terms(question, kind_from)
         candidates = self._candidates(hits, query_vector, qterms)
         grounded = [c for c in candidates if self._grounded_anchors(qterms, c.chunk)]
         if not grounded:
