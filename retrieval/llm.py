@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import re
 import time
-import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ingest.models import Span
 
+from .grounding import NUMBER, normalise, ungrounded_claims
 from .models import REFUSAL_MESSAGE, Answer, Citation, Hit
 
 if TYPE_CHECKING:
@@ -52,16 +52,10 @@ PASSAGE = "[{n}] 出处：{section}\n{text}"
 _MARKER = re.compile(r"\[(\d+)\]")
 # [1,2], ［1］ and 【1】 are how chat models often write [1][2] and [1].
 _MARKER_VARIANT = re.compile(r"[\[［【]\s*(\d+(?:\s*[,，、]\s*\d+)*)\s*[\]］】]")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")  # a maximal run of digits: 26 is not 1726
-_TITLE = re.compile(r"《[^《》]+》")
 # One claim of an answer: up to a sentence end, with the markers right after it.
 _CLAIM = re.compile(r"[^。！？；!?;\n]+[。！？；!?;]*[”’」』》)）\"']*(?:[ \t]*\[\d+\])*")
 # Reasoning models served without a reasoning parser (Ollama, vLLM) put their thoughts in the reply.
 _THINKING = re.compile(r"<think>.*?(?:</think>|$)", re.DOTALL)
-
-
-def _fold(text: str) -> str:
-    return unicodedata.normalize("NFKC", text)
 
 
 def normalize_markers(text: str) -> str:
@@ -75,7 +69,7 @@ def visible_text(reply: str) -> str:
 
 
 def is_refusal(text: str) -> bool:
-    return _fold(text).strip() == _fold(REFUSAL_MESSAGE)
+    return normalise(text).strip() == normalise(REFUSAL_MESSAGE)
 
 
 def claims(text: str) -> list[str]:
@@ -107,30 +101,24 @@ def check_llm_answer(text: str, passages: Sequence[str]) -> list[str]:
     unknown = [n for n in cited if not 1 <= n <= len(passages)]
     if unknown:
         problems.append(f"cites {', '.join(f'[{n}]' for n in unknown)} but only [1]..[{len(passages)}] were given")
-    folded = [_fold(p) for p in passages]
-    numbers = [set(_NUMBER.findall(p)) for p in folded]
     answer_sources = [n for n in cited if n not in unknown]
     for claim in claims(text):
         sources = [n for n in dict.fromkeys(cited_numbers(claim)) if n not in unknown] or answer_sources
-        body = _fold(_MARKER.sub("", claim))
-        for number in dict.fromkeys(_NUMBER.findall(body)):
-            if not any(number in numbers[n - 1] for n in sources):
-                problems.append(f"number {number} is not in the cited passage(s) {sources}: {claim}")
-        for title in dict.fromkeys(_TITLE.findall(body)):
-            if not any(title in folded[n - 1] for n in sources):
-                problems.append(f"title {title} is not in the cited passage(s) {sources}: {claim}")
+        # The same check every extractive answer gets, sentence by sentence against what it cites.
+        for missing in ungrounded_claims(claim, [passages[n - 1] for n in sources]):
+            problems.append(f"{missing} is not in the cited passage(s) {sources}: {claim}")
     return problems
 
 
 def _bigrams(text: str) -> set[str]:
-    chars = [c for c in _fold(text) if c.isalnum()]
+    chars = [c for c in normalise(text) if c.isalnum()]
     return {a + b for a, b in zip(chars, chars[1:])}
 
 
 def support(claim: str, sentence: str) -> float:
     """How well a source sentence supports a claim: shared numbers first, then shared character pairs."""
-    claim, sentence = _fold(_MARKER.sub("", claim)), _fold(sentence)
-    shared_numbers = set(_NUMBER.findall(claim)) & set(_NUMBER.findall(sentence))
+    claim, sentence = normalise(_MARKER.sub("", claim)), normalise(sentence)
+    shared_numbers = set(NUMBER.findall(claim)) & set(NUMBER.findall(sentence))
     return 10.0 * len(shared_numbers) + len(_bigrams(claim) & _bigrams(sentence))
 
 
