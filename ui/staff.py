@@ -15,7 +15,6 @@ import os
 import logging
 import re
 import threading
-import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -32,7 +31,7 @@ from evals.report import CATEGORY_COLUMNS, HEADLINE, PRIMARY, failure_reasons, f
 from reportqa.errors import ReportQAError
 from reportqa.feedback import FeedbackStore
 from retrieval.followup import is_follow_up
-from retrieval.grounding import NUMBER, TITLE
+from retrieval.grounding import CITATION_MARKER, NUMBER, TITLE, answer_body, normalise
 from retrieval.models import Answer, Turn
 
 from .staff_feedback import VOTE_CHOICES, feedback_table, history_turns, make_feedback_refresh, make_pick_row, row_quotes
@@ -113,7 +112,7 @@ class ItemRejected(ValueError):
 
 def strip_markers(text: str) -> str:
     """The answer text without its [n] citation markers."""
-    return re.sub(r"\[\d+\]", "", text or "").strip()
+    return CITATION_MARKER.sub("", text or "").strip()
 
 
 def claims_in(text: str) -> list[str]:
@@ -121,7 +120,7 @@ def claims_in(text: str) -> list[str]:
 
     Numbers inside a title (纲要(2021—2025年)) belong to the title and are not listed twice.
     """
-    body = unicodedata.normalize("NFKC", strip_markers(text))
+    body = answer_body(text or "")
     titles = list(dict.fromkeys(TITLE.findall(body)))
     outside = TITLE.sub(" ", body)
     numbers = list(dict.fromkeys(NUMBER.findall(outside)))
@@ -166,7 +165,7 @@ def draft_from_parts(question: str, text: str, refused: bool, quotes: Sequence[s
         return ItemDraft(item_id, question, False, "followup" if history else "unanswerable",
                          REFUSED_REFERENCE, history=history)
     evidence = list(dict.fromkeys(q for q in quotes if q.strip()))
-    normalized = [unicodedata.normalize("NFKC", q) for q in evidence]
+    normalized = [normalise(q) for q in evidence]
     facts = [f for f in claims_in(text) if any(f in q for q in normalized)]
     category = "followup" if history else ("multi" if len(evidence) > 1 else "fact")
     return ItemDraft(item_id, question, True, category, strip_markers(text), evidence, facts, history)
@@ -248,9 +247,9 @@ def item_from_form(item_id: str, question: str, answerable: bool, category: str 
 
 def check_evidence_verbatim(item: EvalItem, sources: dict[str, str]) -> None:
     """Each evidence quote must be copied from a report (compared NFKC, as the metrics compare)."""
-    texts = [unicodedata.normalize("NFKC", t) for t in sources.values()]
+    texts = [normalise(t) for t in sources.values()]
     for n, quote in enumerate(item.evidence, start=1):
-        if not any(unicodedata.normalize("NFKC", quote) in t for t in texts):
+        if not any(normalise(quote) in t for t in texts):
             raise ItemRejected(f"{field_zh('evidence')}：第 {n} 行在报告中找不到，请逐字复制报告原文（{quote[:30]}…）")
 
 
