@@ -8,30 +8,20 @@ from pathlib import Path
 
 from .runner import EvalRun
 
+# Column title of each summary key, for every table of the report and the staff tab.
+COLUMN_TITLES = {
+    "n_items": "Items", "fact_accuracy": "Fact acc.", "refusal_accuracy": "Refusal acc.", "refusal_f1": "Refusal F1",
+    "citation_precision": "Cit. prec.", "citation_recall": "Cit. recall", "groundedness": "Grounded",
+    "recall@5": "R@5", "mrr@10": "MRR@10", "ndcg@10": "nDCG@10", "latency_p50_ms": "p50 ms", "latency_p95_ms": "p95 ms",
+}
 # (summary key, column title) of the systems table, the CLI's printout and the gates.
-HEADLINE = (
-    ("fact_accuracy", "Fact acc."),
-    ("refusal_f1", "Refusal F1"),
-    ("citation_precision", "Cit. prec."),
-    ("citation_recall", "Cit. recall"),
-    ("groundedness", "Grounded"),
-    ("recall@5", "R@5"),
-    ("mrr@10", "MRR@10"),
-    ("ndcg@10", "nDCG@10"),
-    ("latency_p50_ms", "p50 ms"),
-    ("latency_p95_ms", "p95 ms"),
-)
-CATEGORY_COLUMNS = (
-    ("n_items", "Items"),
-    ("fact_accuracy", "Fact acc."),
-    ("refusal_accuracy", "Refusal acc."),
-    ("refusal_f1", "Refusal F1"),
-    ("citation_precision", "Cit. prec."),
-    ("citation_recall", "Cit. recall"),
-    ("groundedness", "Grounded"),
-    ("recall@5", "R@5"),
-    ("mrr@10", "MRR@10"),
-)
+HEADLINE = tuple((key, COLUMN_TITLES[key]) for key in (
+    "fact_accuracy", "refusal_f1", "citation_precision", "citation_recall", "groundedness",
+    "recall@5", "mrr@10", "ndcg@10", "latency_p50_ms", "latency_p95_ms"))
+# ... and of the per-category table.
+CATEGORY_COLUMNS = tuple((key, COLUMN_TITLES[key]) for key in (
+    "n_items", "fact_accuracy", "refusal_accuracy", "refusal_f1", "citation_precision", "citation_recall",
+    "groundedness", "recall@5", "mrr@10"))
 # The per-category chart uses refusal accuracy: F1 is undefined in a category with no unanswerable item.
 CHART_METRICS = (
     ("fact_accuracy", "fact accuracy"),
