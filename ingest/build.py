@@ -15,6 +15,7 @@ from .loader import SUPPORTED_SUFFIXES, find_reports, load_report, sha256_file
 from .models import Chunk
 from .store import Manifest, load_index, write_index
 from .text import tokenize
+from .vectors import VectorStoreConfig
 
 Progress = Callable[[str], None]
 
@@ -76,7 +77,8 @@ def _embed(texts: list[str], embedder: Embedder, known: dict[str, np.ndarray]) -
 
 
 def build_index(paths: list[Path], root: Path, index_dir: Path, embedder: Embedder,
-                chunker: ChunkerSettings = ChunkerSettings(), progress: Progress = lambda _: None) -> BuildResult:
+                chunker: ChunkerSettings = ChunkerSettings(), progress: Progress = lambda _: None,
+                vectors: VectorStoreConfig = VectorStoreConfig()) -> BuildResult:
     """Parse and embed every report under ``paths``; skip unreadable files with a reason.
 
     Raises ReportFileError when no file could be used; the live index is then untouched.
@@ -123,6 +125,6 @@ def build_index(paths: list[Path], root: Path, index_dir: Path, embedder: Embedd
         chunk_count=len(chunks),
         sentence_count=len(sentences),
     )
-    version = write_index(index_dir, manifest, chunks, chunk_vectors, sentence_vectors, bm25)
+    version = write_index(index_dir, manifest, chunks, chunk_vectors, sentence_vectors, bm25, vectors)
     progress(f"wrote {version}")
     return BuildResult(manifest, version, skipped)

@@ -67,6 +67,9 @@ def chunk_document(doc: Document, settings: ChunkerSettings = ChunkerSettings())
                     text=text,
                     sentences=tuple(group),
                     page=page_of(doc.pages, start),
+                    issuer=doc.issuer,
+                    year=doc.year,
+                    url=doc.url,
                 )
             )
     return chunks

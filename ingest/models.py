@@ -36,6 +36,9 @@ class Document:
     headings: tuple[tuple[str, ...], ...]  # every section path, in document order
     paragraphs: tuple[Paragraph, ...]
     pages: tuple[tuple[int, int], ...] = ()  # PDF: (offset in text, page number) where each page starts
+    issuer: str | None = None  # issuing body, e.g. 大连市人民政府
+    year: int | None = None  # the year the report covers
+    url: str | None = None  # where the report was published
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ class Chunk:
     text: str
     sentences: tuple[Span, ...] = field(default=())  # absolute offsets of each sentence
     page: int | None = None  # PDF page the chunk starts on
+    issuer: str | None = None  # the report's metadata, repeated on each chunk so a
+    year: int | None = None  # citation and a narrowed search need no other table
+    url: str | None = None
 
     @property
     def section(self) -> str:

@@ -27,6 +27,7 @@ import numpy as np
 from reportqa.errors import IndexMismatch, IndexMissing
 
 from .models import Chunk
+from .vectors import VectorStoreConfig
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
@@ -95,7 +96,7 @@ def _fsync_write(path: Path, data: str) -> None:
 
 
 def write_index(index_dir: Path, manifest: Manifest, chunks: list[Chunk], chunk_vectors: np.ndarray,
-                sentence_vectors: np.ndarray, bm25) -> Path:
+                sentence_vectors: np.ndarray, bm25, vectors: VectorStoreConfig = VectorStoreConfig()) -> Path:
     """Write a new version folder and make it live; return its path."""
     import faiss
 
@@ -148,7 +149,7 @@ def _corrupt(index_dir: Path, reason: str) -> IndexMissing:
     )
 
 
-def load_index(index_dir: Path) -> StoredIndex:
+def load_index(index_dir: Path, vectors: VectorStoreConfig = VectorStoreConfig()) -> StoredIndex:
     """Load the live version and check that its parts agree with the manifest."""
     import bm25s
     import faiss

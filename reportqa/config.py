@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     passage_prefix: str | None = None
     chunk_max_chars: int = 220
 
+    # Vector store: empty = FAISS in the index folder; a Milvus URI (./data/milvus.db for Milvus Lite,
+    # http://host:19530 for a server or cluster) keeps chunk vectors in that Milvus collection.
+    vector_store_uri: str | None = None
+    milvus_collection: str = "reportqa_chunks"
+    faiss_exact_below: int = 50_000  # chunks; exact FAISS search below, HNSW at and above
+
     top_k: int = 5
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     max_question_chars: int = 500

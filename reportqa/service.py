@@ -8,7 +8,14 @@ from dataclasses import dataclass, replace
 
 from ingest.build import BuildResult, build_index, embedder_info, source_hashes
 from ingest.chunker import ChunkerSettings
-from ingest.store import StoredIndex, check_matches, differences, load_index, read_manifest
+from ingest.store import (
+    StoredIndex,
+    check_matches,
+    differences,
+    load_index,
+    read_manifest,
+)
+from ingest.vectors import VectorStoreConfig
 from retrieval.answer import AnswerSettings, ExtractiveAnswerer
 from retrieval.compose import merge_answers, split_parts
 from retrieval.followup import resolve_follow_up
@@ -70,6 +77,10 @@ class ReportQA:
         return self._embedder
 
     @property
+    def vectors(self) -> VectorStoreConfig:
+        return VectorStoreConfig.from_settings(self.settings)
+
+    @property
     def chunker(self) -> ChunkerSettings:
         return ChunkerSettings(max_chars=self.settings.chunk_max_chars)
 
@@ -90,7 +101,8 @@ class ReportQA:
     def ingest(self, paths=None, progress=lambda _: None) -> BuildResult:
         """Build a new index version from ``paths`` (default: the raw folder); it loads on next use."""
         raw = self.settings.raw_path
-        result = build_index(list(paths or [raw]), raw, self.settings.index_path, self.embedder, self.chunker, progress)
+        result = build_index(list(paths or [raw]), raw, self.settings.index_path, self.embedder, self.chunker,
+                             progress, vectors=self.vectors)
         self._index = None
         return result
 
@@ -113,7 +125,7 @@ class ReportQA:
         """Load and check the index; raise IndexMissing or IndexMismatch with the fix."""
         if self._index is not None:
             return
-        index = load_index(self.settings.index_path)
+        index = load_index(self.settings.index_path, self.vectors)
         check_matches(index.manifest, *self._wanted(), self.settings.index_path)
         reranker = make_reranker(self.settings.reranker)
         if reranker is not None:

@@ -1,0 +1,41 @@
+"""Narrowing a search to some reports: by file, issuing body or year."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ingest.models import Chunk
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which reports a question is asked of; empty fields do not narrow.
+
+    Within a field any value matches (OR); across fields all must match (AND):
+    ``Scope(issuers=("大连市人民政府",), years=(2023, 2024))``.
+    """
+
+    sources: tuple[str, ...] = ()
+    issuers: tuple[str, ...] = ()
+    years: tuple[int, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.sources or self.issuers or self.years)
+
+    def matches(self, chunk: Chunk) -> bool:
+        return ((not self.sources or chunk.source in self.sources)
+                and (not self.issuers or chunk.issuer in self.issuers)
+                and (not self.years or chunk.year in self.years))
+
+    def milvus_expr(self) -> str:
+        """The same condition as a Milvus boolean expression over source/issuer/year fields."""
+        parts = []
+        for field, values in (("source", self.sources), ("issuer", self.issuers), ("year", self.years)):
+            if values:
+                parts.append(f"{field} in {json.dumps(list(values), ensure_ascii=False)}")
+        return " and ".join(parts)
+
+    def describe_zh(self) -> str:
+        """For messages: 《…》 files, bodies and years joined, e.g. 大连市人民政府 · 2023年."""
+        parts = list(self.sources) + list(self.issuers) + [f"{y}年" for y in self.years]
+        return " · ".join(parts) or "全部报告"
