@@ -5,7 +5,9 @@ Layout::
     index/CURRENT              name of the live version folder (replaced atomically)
     index/v-<stamp>/manifest.json
                     chunks.jsonl      chunk table, row i = FAISS id i
-                    dense.faiss       inner product over normalised chunk vectors
+                    dense.faiss       inner product over normalised chunk vectors: exact (flat)
+                                      or HNSW by size (ingest/vectors.py); absent when the
+                                      vectors live in Milvus (manifest "vector_store")
                     sentences.npy     one normalised vector per chunk sentence, in order
                     bm25/             bm25s index over jieba tokens, same order
 
@@ -27,7 +29,7 @@ import numpy as np
 from reportqa.errors import IndexMismatch, IndexMissing
 
 from .models import Chunk
-from .vectors import VectorStoreConfig
+from .vectors import DenseStore, FaissStore, MilvusStore, ScopeRows, VectorStoreConfig, delete_milvus_ids, sync_milvus
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
@@ -43,6 +45,8 @@ class Manifest:
     chunk_count: int
     sentence_count: int
     format_version: int = FORMAT_VERSION
+    # {"kind": "faiss", "index": "flat"|"hnsw"} or {"kind": "milvus", "uri", "collection"}; older indexes were flat
+    vector_store: dict = field(default_factory=lambda: {"kind": "faiss", "index": "flat"})
     created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
     def to_dict(self) -> dict:
@@ -83,9 +87,10 @@ class StoredIndex:
     path: Path
     manifest: Manifest
     chunks: list[Chunk]
-    dense: object  # faiss.Index
+    dense: DenseStore
     sentence_vectors: np.ndarray
     bm25: object  # bm25s.BM25
+    rows_in: ScopeRows  # chunk-table rows inside a scope
 
 
 def _fsync_write(path: Path, data: str) -> None:
@@ -97,15 +102,23 @@ def _fsync_write(path: Path, data: str) -> None:
 
 def write_index(index_dir: Path, manifest: Manifest, chunks: list[Chunk], chunk_vectors: np.ndarray,
                 sentence_vectors: np.ndarray, bm25, vectors: VectorStoreConfig = VectorStoreConfig()) -> Path:
-    """Write a new version folder and make it live; return its path."""
-    import faiss
+    """Write a new version folder and make it live; return its path.
 
+    Sets ``manifest.vector_store``. With Milvus, new chunks are inserted first
+    and vanished ones deleted only after the swap, so the version being served
+    keeps its vectors throughout.
+    """
+    stale_ids = []
+    if vectors.kind == "milvus":
+        stale_ids = sync_milvus(vectors, chunks, chunk_vectors, manifest.embedder)
+        manifest.vector_store = {"kind": "milvus", "uri": vectors.uri, "collection": vectors.collection}
     index_dir.mkdir(parents=True, exist_ok=True)
     version = index_dir / f"v-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
     version.mkdir()
-    dense = faiss.IndexFlatIP(chunk_vectors.shape[1])
-    dense.add(np.ascontiguousarray(chunk_vectors, dtype=np.float32))
-    faiss.write_index(dense, str(version / "dense.faiss"))
+    if vectors.kind == "faiss":
+        dense = FaissStore.build(chunk_vectors, ScopeRows(chunks), vectors.exact_below)
+        dense.write(version / "dense.faiss")
+        manifest.vector_store = {"kind": "faiss", "index": dense.kind}
     np.save(version / "sentences.npy", np.ascontiguousarray(sentence_vectors, dtype=np.float32))
     bm25.save(str(version / "bm25"))
     _fsync_write(version / "chunks.jsonl", "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks))
@@ -115,6 +128,8 @@ def write_index(index_dir: Path, manifest: Manifest, chunks: list[Chunk], chunk_
     _fsync_write(pointer, version.name)
     os.replace(pointer, index_dir / CURRENT)
     _remove_stale_versions(index_dir, keep=version.name)
+    if stale_ids:
+        delete_milvus_ids(vectors, stale_ids)
     return version
 
 
@@ -149,32 +164,54 @@ def _corrupt(index_dir: Path, reason: str) -> IndexMissing:
     )
 
 
+def _store_mismatch(manifest: Manifest, vectors: VectorStoreConfig) -> str | None:
+    """Why the index's vectors are not where the configuration looks for them, if they are not."""
+    built = manifest.vector_store
+    if vectors.kind == "faiss":
+        return None if built["kind"] == "faiss" else f"its vectors are in Milvus ({built['uri']}), FAISS is configured"
+    wanted = {"kind": "milvus", "uri": vectors.uri, "collection": vectors.collection}
+    if built == wanted:
+        return None
+    where = "FAISS" if built["kind"] == "faiss" else f"Milvus {built['uri']} collection {built['collection']}"
+    return f"its vectors are in {where}, Milvus {vectors.uri} collection {vectors.collection} is configured"
+
+
 def load_index(index_dir: Path, vectors: VectorStoreConfig = VectorStoreConfig()) -> StoredIndex:
     """Load the live version and check that its parts agree with the manifest."""
     import bm25s
-    import faiss
 
     manifest = read_manifest(index_dir)
     version = live_version(index_dir)
+    mismatch = _store_mismatch(manifest, vectors)
+    if mismatch:
+        raise IndexMissing(
+            f"The index at {index_dir} was built with another vector store: {mismatch}. "
+            "Run `reportqa ingest` to rebuild it.",
+            "索引所用的向量库与当前配置不一致，请运行 reportqa ingest 重新建立索引。",
+        )
     try:
         with open(version / "chunks.jsonl", encoding="utf-8") as handle:
             chunks = [Chunk.from_dict(json.loads(line)) for line in handle if line.strip()]
-        dense = faiss.read_index(str(version / "dense.faiss"))
+        rows_in = ScopeRows(chunks)
+        dense = FaissStore.read(version / "dense.faiss", rows_in, vectors.exact_below) if vectors.kind == "faiss" else None
         sentence_vectors = np.load(version / "sentences.npy")
         bm25 = bm25s.BM25.load(str(version / "bm25"))
     except Exception as exc:  # faiss raises RuntimeError, numpy ValueError, json ValueError…
         raise _corrupt(index_dir, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
     n_sentences = sum(len(c.sentences) for c in chunks)
     problems = []
-    if not (len(chunks) == dense.ntotal == manifest.chunk_count):
-        problems.append(f"{len(chunks)} chunks, {dense.ntotal} vectors, manifest says {manifest.chunk_count}")
+    n_vectors = len(dense) if dense is not None else len(chunks)  # Milvus counts its own in MilvusStore.open
+    if not (len(chunks) == n_vectors == manifest.chunk_count):
+        problems.append(f"{len(chunks)} chunks, {n_vectors} vectors, manifest says {manifest.chunk_count}")
     if sentence_vectors.shape != (n_sentences, manifest.embedder["dim"]) or n_sentences != manifest.sentence_count:
         problems.append(f"sentence vectors {sentence_vectors.shape}, expected ({n_sentences}, {manifest.embedder['dim']})")
-    if dense.d != manifest.embedder["dim"]:
-        problems.append(f"vector dimension {dense.d}, manifest says {manifest.embedder['dim']}")
+    if dense is not None and dense.dim != manifest.embedder["dim"]:
+        problems.append(f"vector dimension {dense.dim}, manifest says {manifest.embedder['dim']}")
     if problems:
         raise _corrupt(index_dir, "; ".join(problems))
-    return StoredIndex(version, manifest, chunks, dense, sentence_vectors, bm25)
+    if dense is None:  # checked last: only a complete index folder is worth a round trip to Milvus
+        dense = MilvusStore.open(vectors, chunks)
+    return StoredIndex(version, manifest, chunks, dense, sentence_vectors, bm25, rows_in)
 
 
 def check_matches(manifest: Manifest, embedder: dict, chunker: dict, source_hashes: dict[str, str], index_dir: Path) -> None:

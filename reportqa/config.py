@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     # http://host:19530 for a server or cluster) keeps chunk vectors in that Milvus collection.
     vector_store_uri: str | None = None
     milvus_collection: str = "reportqa_chunks"
-    faiss_exact_below: int = 50_000  # chunks; exact FAISS search below, HNSW at and above
+    faiss_exact_below: int = 10_000  # chunks; exact FAISS search below, HNSW at and above (README)
 
     top_k: int = 5
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"

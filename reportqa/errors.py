@@ -29,3 +29,7 @@ class ReportFileError(ReportQAError):
 
 class ModelUnavailable(ReportQAError):
     """An embedding or reranker model cannot be loaded offline."""
+
+
+class VectorStoreUnavailable(ReportQAError):
+    """The configured vector store (a Milvus server or Milvus Lite file) cannot be reached."""
