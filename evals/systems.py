@@ -4,9 +4,9 @@ from __future__ import annotations
 import re
 import time
 import warnings
-from pathlib import Path
 from typing import Protocol
 
+from ingest.build import document_text
 from reportqa.config import Settings
 from reportqa.errors import ReportQAError
 from reportqa.service import ReportQA
@@ -129,13 +129,12 @@ class LangChainBaseline:
 
 
 def read_sources(qa: ReportQA) -> dict[str, str]:
-    """The text of every report the index was built from, by the source name chunks carry."""
-    raw: Path = qa.settings.raw_path
-    return {
-        s["source"]: (raw / s["source"]).read_text(encoding="utf-8-sig")
-        for s in qa.index.manifest.sources
-        if s.get("status") == "indexed"
-    }
+    """The text of every report the index was built from, by the source name chunks carry.
+
+    The text citations' offsets point into: the file for .txt/.md, the converted
+    text for .html/.docx/.pdf, as the index keeps it.
+    """
+    return {s["source"]: document_text(qa.settings.index_path, s) for s in qa.reports()}
 
 
 def build_systems(names: list[str] | tuple[str, ...], settings: Settings, qa: ReportQA | None = None) -> list[System]:

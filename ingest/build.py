@@ -1,6 +1,21 @@
-"""Turn report files into a complete index version: parse, chunk, embed, write."""
+"""Turn report files into a complete index version: parse, chunk, embed, write.
+
+Per-file and resumable: each report's chunks, vectors and BM25 tokens are kept
+in ``index/parts/<key>/``, where the key hashes what they were made from (the
+file, its sidecar, its name, the chunker and the embedder). A rebuild parses and
+embeds only files whose key is new, takes the rest from their parts, and
+assembles the version from the parts of the files present now, so a removed
+file leaves the index. A part is written to a temporary folder and renamed, so
+an interrupted ingest keeps every finished file; the next run starts where it
+stopped. The live version is replaced only at the end (ingest.store).
+"""
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -11,13 +26,15 @@ from reportqa.embeddings import Embedder
 from reportqa.errors import ReportFileError
 
 from .chunker import ChunkerSettings, chunk_document
-from .loader import SUPPORTED_SUFFIXES, find_reports, load_report, sha256_file
+from .loader import SUPPORTED_SUFFIXES, find_reports, load_report, sidecar_path
 from .models import Chunk
-from .store import Manifest, load_index, write_index
+from .store import PARTS, Manifest, read_manifest, write_index
 from .text import tokenize
 from .vectors import VectorStoreConfig
 
+DOCUMENT_TEXT = "document.txt"
 Progress = Callable[[str], None]
+FileProgress = Callable[[int, int, str], None]  # (files done, files in all, the file just done)
 
 
 @dataclass
@@ -25,6 +42,20 @@ class BuildResult:
     manifest: Manifest
     version: Path
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (source, English reason)
+    parsed: list[str] = field(default_factory=list)  # sources parsed and embedded in this run
+    reused: list[str] = field(default_factory=list)  # sources taken unchanged from earlier runs
+    removed: list[str] = field(default_factory=list)  # sources of the previous version no longer present
+
+
+@dataclass
+class Part:
+    """One report's share of the index."""
+
+    chunks: list[Chunk]
+    chunk_vectors: np.ndarray
+    sentence_vectors: np.ndarray
+    tokens: list[list[str]]  # BM25 tokens, one list per chunk
+    text: str = ""  # the document text the chunks' offsets point into (converted, for .html/.docx/.pdf)
 
 
 def passage_text(chunk: Chunk) -> str:
@@ -36,38 +67,75 @@ def embedder_info(embedder: Embedder) -> dict:
     return {"name": embedder.name, "dim": embedder.dim}
 
 
+def file_fingerprint(path: Path) -> str:
+    """sha256 of the report and its sidecar: editing either makes the index stale."""
+    digest = hashlib.sha256(path.read_bytes())
+    sidecar = sidecar_path(path)
+    if sidecar is not None:
+        digest.update(b"\0sidecar\0" + sidecar.read_bytes())
+    return digest.hexdigest()
+
+
 def source_hashes(paths: list[Path], root: Path) -> dict[str, str]:
-    """sha256 of every report file the index should be built from."""
-    return {_source_name(p, root): sha256_file(p) for p in find_reports(paths)}
+    """Fingerprint of every report file the index should be built from."""
+    return {_source_name(p, root): file_fingerprint(p) for p in find_reports(paths)}
 
 
 def _source_name(path: Path, root: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else path.name
 
 
-def _previous_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarray]:
-    """Vectors of the live index by the text they embed, when it used the same model.
+def _part_key(name: str, fingerprint: str, chunker: ChunkerSettings, embedder: Embedder) -> str:
+    made_from = json.dumps([name, fingerprint, chunker.to_dict(), embedder_info(embedder)], ensure_ascii=False)
+    return hashlib.sha256(made_from.encode()).hexdigest()[:24]
 
-    A rebuild after one report changed then embeds only the new passages.
-    """
+
+def _read_part(folder: Path) -> Part | None:
+    """A finished part, or None when it is missing or unreadable (it is then rebuilt)."""
     try:
-        previous = load_index(index_dir)
-    except Exception:  # no index yet, or a damaged one: embed everything
+        with open(folder / "chunks.jsonl", encoding="utf-8") as handle:
+            rows = [json.loads(line) for line in handle if line.strip()]
+        part = Part([Chunk.from_dict(r["chunk"]) for r in rows], np.load(folder / "chunks.npy"),
+                    np.load(folder / "sentences.npy"), [r["tokens"] for r in rows])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    part.text = (folder / DOCUMENT_TEXT).read_text(encoding="utf-8") if (folder / DOCUMENT_TEXT).is_file() else ""
+    n_sentences = sum(len(c.sentences) for c in part.chunks)
+    if not part.text or len(part.chunk_vectors) != len(part.chunks) or len(part.sentence_vectors) != n_sentences:
+        return None
+    return part
+
+
+def _write_part(parts_dir: Path, key: str, part: Part) -> None:
+    tmp = parts_dir / f".tmp-{key}-{uuid.uuid4().hex[:6]}"
+    tmp.mkdir(parents=True)
+    np.save(tmp / "chunks.npy", part.chunk_vectors)
+    np.save(tmp / "sentences.npy", part.sentence_vectors)
+    (tmp / DOCUMENT_TEXT).write_text(part.text, encoding="utf-8")
+    rows = (json.dumps({"chunk": c.to_dict(), "tokens": t}, ensure_ascii=False) + "\n"
+            for c, t in zip(part.chunks, part.tokens))
+    with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as handle:
+        handle.writelines(rows)
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.rename(tmp, parts_dir / key)
+    except OSError:  # another ingest finished the same part first: same content
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _vectors_by_text(part: Part | None) -> dict[str, np.ndarray]:
+    """Vectors of an earlier version of the same report, by the text they embed."""
+    if part is None:
         return {}
-    if previous.manifest.embedder != embedder_info(embedder):
-        return {}
-    vectors: dict[str, np.ndarray] = {}
-    row = 0
-    for i, chunk in enumerate(previous.chunks):
-        vectors[passage_text(chunk)] = previous.dense.reconstruct(i)
-        for span in chunk.sentences:
-            vectors[chunk.sentence_text(span)] = previous.sentence_vectors[row]
-            row += 1
-    return vectors
+    known = {passage_text(c): v for c, v in zip(part.chunks, part.chunk_vectors)}
+    sentences = [c.sentence_text(s) for c in part.chunks for s in c.sentences]
+    known.update(zip(sentences, part.sentence_vectors))
+    return known
 
 
 def _embed(texts: list[str], embedder: Embedder, known: dict[str, np.ndarray]) -> np.ndarray:
-    """Embed texts as passages, taking vectors already known from the previous build."""
+    """Embed texts as passages, taking vectors already known."""
     missing = sorted({t for t in texts if t not in known})
     if missing:
         known = {**known, **dict(zip(missing, embedder.encode_passages(missing)))}
@@ -76,55 +144,106 @@ def _embed(texts: list[str], embedder: Embedder, known: dict[str, np.ndarray]) -
     return np.stack([known[t] for t in texts]).astype(np.float32)
 
 
+def _make_part(path: Path, root: Path, embedder: Embedder, chunker: ChunkerSettings, earlier: Part | None) -> Part:
+    """Parse, chunk and embed one report (ReportFileError when it cannot be read)."""
+    doc = load_report(path, root)
+    chunks = chunk_document(doc, chunker)
+    known = _vectors_by_text(earlier)
+    return Part(chunks,
+                _embed([passage_text(c) for c in chunks], embedder, known),
+                _embed([c.sentence_text(s) for c in chunks for s in c.sentences], embedder, known),
+                [tokenize(passage_text(c)) or [""] for c in chunks],
+                doc.text)
+
+
+def _previous_parts(index_dir: Path) -> dict[str, str]:
+    """source -> part key of the live version, to reuse vectors of a changed report's unchanged text."""
+    try:
+        return {s["source"]: s["part"] for s in read_manifest(index_dir).sources if s.get("part")}
+    except Exception:  # no index yet, or a damaged one
+        return {}
+
+
 def build_index(paths: list[Path], root: Path, index_dir: Path, embedder: Embedder,
                 chunker: ChunkerSettings = ChunkerSettings(), progress: Progress = lambda _: None,
-                vectors: VectorStoreConfig = VectorStoreConfig()) -> BuildResult:
-    """Parse and embed every report under ``paths``; skip unreadable files with a reason.
+                vectors: VectorStoreConfig = VectorStoreConfig(),
+                on_file: FileProgress = lambda done, total, name: None) -> BuildResult:
+    """Index every report under ``paths``: new or changed files are parsed and embedded, the rest reused.
 
-    Raises ReportFileError when no file could be used; the live index is then untouched.
+    A file that cannot be read is skipped with its reason. Raises ReportFileError
+    when no file could be used; the live index is then untouched.
     """
     import bm25s
 
-    chunks: list[Chunk] = []
+    parts_dir = index_dir / PARTS
+    previous = _previous_parts(index_dir)
+    files = find_reports(paths)
     sources: list[dict] = []
-    skipped: list[tuple[str, str]] = []
-    for path in find_reports(paths):
+    result_parts: list[Part] = []
+    skipped, parsed, reused = [], [], []
+    for done, path in enumerate(files, start=1):
         name = _source_name(path, root)
-        try:
-            doc = load_report(path, root)
-        except ReportFileError as exc:
-            skipped.append((name, exc.message))
-            sources.append({"source": name, "sha256": sha256_file(path), "status": "skipped", "reason": exc.message})
-            progress(f"skipped {exc.message}")
-            continue
-        doc_chunks = chunk_document(doc, chunker)
-        chunks.extend(doc_chunks)
-        sources.append({"source": name, "sha256": doc.sha256, "status": "indexed", "title": doc.title,
-                        "chunks": len(doc_chunks)})
-        progress(f"parsed {name}: {len(doc.paragraphs)} paragraphs, {len(doc_chunks)} chunks")
-    if not chunks:
+        fingerprint = file_fingerprint(path)
+        key = _part_key(name, fingerprint, chunker, embedder)
+        part = _read_part(parts_dir / key)
+        if part is not None:
+            reused.append(name)
+        else:
+            try:
+                earlier = _read_part(parts_dir / previous[name]) if name in previous else None
+                part = _make_part(path, root, embedder, chunker, earlier)
+            except ReportFileError as exc:
+                skipped.append((name, exc.message))
+                sources.append({"source": name, "sha256": fingerprint, "status": "skipped", "reason": exc.message})
+                progress(f"skipped {exc.message}")
+                on_file(done, len(files), name)
+                continue
+            _write_part(parts_dir, key, part)
+            parsed.append(name)
+        first = part.chunks[0]
+        sources.append({"source": name, "sha256": fingerprint, "status": "indexed", "title": first.doc_title,
+                        "issuer": first.issuer, "year": first.year, "url": first.url,
+                        "chunks": len(part.chunks), "part": key})
+        result_parts.append(part)
+        on_file(done, len(files), name)
+    if not result_parts:
         reasons = "; ".join(r for _, r in skipped) or (
             f"no {'/'.join(SUPPORTED_SUFFIXES)} reports under {', '.join(map(str, paths))}")
         raise ReportFileError(f"Nothing to index: {reasons}. The existing index was left as it was.",
                               "没有可导入的报告，原有索引保持不变。")
+    progress(f"{len(parsed)} report(s) parsed and embedded with {embedder.name}, {len(reused)} unchanged, "
+             f"{len(skipped)} skipped")
 
-    known = _previous_vectors(index_dir, embedder)
-    passages = [passage_text(c) for c in chunks]
-    sentences = [c.sentence_text(s) for c in chunks for s in c.sentences]
-    new = len({t for t in passages + sentences if t not in known})
-    progress(f"embedding {new} new passages and sentences with {embedder.name} ({len(known)} reused)")
-    chunk_vectors = _embed(passages, embedder, known)
-    sentence_vectors = _embed(sentences, embedder, known)
+    chunks = [c for p in result_parts for c in p.chunks]
     bm25 = bm25s.BM25()
-    bm25.index([tokenize(passage_text(c)) or [""] for c in chunks], show_progress=False)
-
+    bm25.index([t for p in result_parts for t in p.tokens], show_progress=False)
+    sentence_vectors = np.concatenate([p.sentence_vectors for p in result_parts]).astype(np.float32)
     manifest = Manifest(
         embedder=embedder_info(embedder),
         chunker=chunker.to_dict(),
         sources=sources,
         chunk_count=len(chunks),
-        sentence_count=len(sentences),
+        sentence_count=len(sentence_vectors),
     )
-    version = write_index(index_dir, manifest, chunks, chunk_vectors, sentence_vectors, bm25, vectors)
+    version = write_index(index_dir, manifest, chunks, np.concatenate([p.chunk_vectors for p in result_parts]),
+                          sentence_vectors, bm25, vectors)
+    _prune_parts(parts_dir, keep={s["part"] for s in sources if s.get("part")})
     progress(f"wrote {version}")
-    return BuildResult(manifest, version, skipped)
+    removed = sorted(set(previous) - {s["source"] for s in sources})
+    return BuildResult(manifest, version, skipped, parsed, reused, removed)
+
+
+def _prune_parts(parts_dir: Path, keep: set[str]) -> None:
+    """Drop the parts of removed or changed files (and leftovers of interrupted runs)."""
+    for child in parts_dir.iterdir():
+        if child.name not in keep:
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def document_text(index_dir: Path, source: dict) -> str:
+    """The text a manifest source's citations point into (ReportFileError when its part is gone)."""
+    try:
+        return (index_dir / PARTS / source["part"] / DOCUMENT_TEXT).read_text(encoding="utf-8")
+    except (KeyError, OSError):
+        raise ReportFileError(f"The text of {source['source']} is missing from the index; run `reportqa ingest`.",
+                              "索引中缺少该报告的原文，请运行 reportqa ingest 重新导入。") from None

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from reportqa.errors import ReportFileError
 
+from .metadata import html_metadata
 from .structure import SUB_HEADING, TOP_HEADING
 
 
@@ -26,6 +27,7 @@ class ConvertedText:
 
     text: str
     pages: list[tuple[int, int]] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)  # issuer/url the file itself names (ingest.metadata)
 
 
 def page_of(pages: Sequence[tuple[int, int]], offset: int) -> int | None:
@@ -169,7 +171,7 @@ def html_to_text(raw: bytes, name: str) -> ConvertedText:
     lines = _html_lines(main)
     if title and (not lines or title not in lines[0]):
         lines.insert(0, title)
-    return ConvertedText(_blocks_to_text(lines))
+    return ConvertedText(_blocks_to_text(lines), meta=html_metadata(soup))
 
 
 # --- DOCX ------------------------------------------------------------------------------

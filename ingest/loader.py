@@ -8,6 +8,7 @@ from pathlib import Path
 from reportqa.errors import ReportFileError
 
 from .formats import CONVERTERS, ConvertedText, convert_report
+from .metadata import merge, title_metadata
 from .models import Document
 from .structure import parse_structure
 
@@ -101,8 +102,8 @@ def load_report(path: Path, root: Path | None = None) -> Document:
 
     ``Document.text`` is the text the parser read: the file itself for .txt/.md, the
     converted text (one paragraph a line) for .html/.docx/.pdf; offsets point into it,
-    and ``Document.pages`` maps them to PDF pages. A sidecar ``<file>.meta.json`` with
-    a "title" overrides the parsed title.
+    and ``Document.pages`` maps them to PDF pages. A sidecar ``<file>.meta.json``
+    overrides the parsed title, and gives issuer, year and URL (see ingest.metadata).
     """
     name = str(path.relative_to(root)) if root and path.is_relative_to(root) else path.name
     suffix = path.suffix.lower()
@@ -120,12 +121,17 @@ def load_report(path: Path, root: Path | None = None) -> Document:
             f"{name}: no text to index (the file is empty or holds only headings)",
             f"{name}：文件为空或没有正文，无法导入",
         )
+    title = meta.get("title") or title or path.stem
+    found = merge(meta, converted.meta, title_metadata(title))
     return Document(
         source=name,
-        title=meta.get("title") or title or path.stem,
+        title=title,
         text=converted.text,
         sha256=hashlib.sha256(raw).hexdigest(),
         headings=tuple(headings),
         paragraphs=tuple(paragraphs),
         pages=tuple(converted.pages),
+        issuer=found.get("issuer"),
+        year=found.get("year"),
+        url=found.get("url"),
     )

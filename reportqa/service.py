@@ -23,6 +23,7 @@ from retrieval.grounding import ungrounded_claims
 from retrieval.llm import LLMEvent, make_llm_answerer
 from retrieval.models import Answer, Hit, Turn
 from retrieval.rerank import make_reranker
+from retrieval.scope import Scope
 from retrieval.search import HybridRetriever
 
 from .config import Settings
@@ -98,11 +99,15 @@ class ReportQA:
         reasons = differences(manifest, *self._wanted())
         return IndexStatus(not reasons, reasons)
 
-    def ingest(self, paths=None, progress=lambda _: None) -> BuildResult:
-        """Build a new index version from ``paths`` (default: the raw folder); it loads on next use."""
+    def ingest(self, paths=None, progress=lambda _: None, on_file=lambda done, total, name: None) -> BuildResult:
+        """Build a new index version from ``paths`` (default: the raw folder); it loads on next use.
+
+        Only new or changed reports are parsed and embedded (ingest.build);
+        ``on_file(done, total, name)`` is called as each file is done.
+        """
         raw = self.settings.raw_path
         result = build_index(list(paths or [raw]), raw, self.settings.index_path, self.embedder, self.chunker,
-                             progress, vectors=self.vectors)
+                             progress, vectors=self.vectors, on_file=on_file)
         self._index = None
         return result
 
@@ -144,7 +149,11 @@ class ReportQA:
 
     def titles(self) -> list[str]:
         """Titles of the indexed reports, for the page header."""
-        return [s.get("title") or s["source"] for s in self.index.manifest.sources if s.get("status") == "indexed"]
+        return [s.get("title") or s["source"] for s in self.reports()]
+
+    def reports(self) -> list[dict]:
+        """The indexed reports: source, title, issuer, year, url (what a Scope can name)."""
+        return [s for s in self.index.manifest.sources if s.get("status") == "indexed"]
 
     @staticmethod
     def _grounded(answer: Answer) -> Answer:
@@ -160,20 +169,22 @@ class ReportQA:
         answer.text = "\n".join(f"{c.quote}[{c.n}]" for c in answer.citations)
         return answer
 
-    def retrieve(self, question: str, top_k: int | None = None, history: Sequence[Turn | dict] | None = None) -> list[Hit]:
-        """The passages a question retrieves (after resolving a follow-up), best first."""
+    def retrieve(self, question: str, top_k: int | None = None, history: Sequence[Turn | dict] | None = None,
+                 scope: Scope | None = None) -> list[Hit]:
+        """The passages a question retrieves (after resolving a follow-up), best first; within ``scope`` if given."""
         query = resolve_follow_up(validate_question(question, self.settings.max_question_chars), history)
         self.load()
-        return self._search(self.embedder.encode_queries([query])[0], query, top_k or self.settings.top_k)
+        return self._search(self.embedder.encode_queries([query])[0], query, top_k or self.settings.top_k, scope)
 
-    def _search(self, query_vector, query: str, top_k: int) -> list[Hit]:
+    def _search(self, query_vector, query: str, top_k: int, scope: Scope | None = None) -> list[Hit]:
         """Hybrid retrieval, then the reranker (when configured) over a deeper candidate list."""
         if self._reranker is None:
-            return self._retriever.search(query_vector, query, top_k=top_k)
-        candidates = self._retriever.search(query_vector, query, top_k=max(self.settings.rerank_candidates, top_k))
+            return self._retriever.search(query_vector, query, top_k=top_k, scope=scope)
+        candidates = self._retriever.search(query_vector, query, top_k=max(self.settings.rerank_candidates, top_k),
+                                            scope=scope)
         return self._reranker.rerank(query, candidates, top_k)
 
-    def ask(self, question: str, history: Sequence[Turn | dict] | None = None) -> Answer:
+    def ask(self, question: str, history: Sequence[Turn | dict] | None = None, scope: Scope | None = None) -> Answer:
         """Answer one question from the reports, or refuse plainly.
 
         ``history``: earlier turns, oldest first; a follow-up (那2024年呢？) is
@@ -181,13 +192,15 @@ class ReportQA:
         or three parts (办了多少件？满意率多少？) gets each part answered, or
         named as not covered. With an LLM configured, its checked answer (or
         the extractive one when the check fails); see ``ask_stream``.
+        ``scope`` narrows the search to some reports (a file, an issuer, a year).
         """
         final = None
-        for event in self.ask_stream(question, history):
+        for event in self.ask_stream(question, history, scope):
             final = event
         return final.answer
 
-    def ask_stream(self, question: str, history: Sequence[Turn | dict] | None = None) -> Iterator[LLMEvent]:
+    def ask_stream(self, question: str, history: Sequence[Turn | dict] | None = None,
+                   scope: Scope | None = None) -> Iterator[LLMEvent]:
         """The answer as it is composed: partial texts, then a final event with the Answer.
 
         The extractive answer is always computed first: it is the answer when
@@ -196,7 +209,7 @@ class ReportQA:
         """
         question = validate_question(question, self.settings.max_question_chars)
         self.load()
-        extractive, hits = self._extractive(question, history)
+        extractive, hits = self._extractive(question, history, scope)
         if self._llm is None:
             yield LLMEvent(text=extractive.text, answer=extractive)
             return
@@ -207,14 +220,15 @@ class ReportQA:
                 event = replace(event, answer=self._grounded(event.answer))
             yield event
 
-    def _extractive(self, question: str, history: Sequence[Turn | dict] | None) -> tuple[Answer, list[Hit]]:
+    def _extractive(self, question: str, history: Sequence[Turn | dict] | None,
+                    scope: Scope | None = None) -> tuple[Answer, list[Hit]]:
         """The extractive answer and the passages it was chosen from (every part's, best first)."""
         t0 = time.perf_counter()
         parts = split_parts(question)
         turns = list(history or [])
         answers, hits, retrieve_ms = [], {}, 0.0
         for part in parts:
-            answer, part_hits, part_ms = self._answer_one(part, turns)
+            answer, part_hits, part_ms = self._answer_one(part, turns, scope)
             answers.append(answer)
             hits.update((h.chunk.chunk_id, h) for h in part_hits if h.chunk.chunk_id not in hits)
             retrieve_ms += part_ms
@@ -227,12 +241,13 @@ class ReportQA:
         answer.timings_ms = {"retrieve": retrieve_ms, "answer": total_ms - retrieve_ms}
         return answer, list(hits.values())
 
-    def _answer_one(self, question: str, history: Sequence[Turn | dict]) -> tuple[Answer, list[Hit], float]:
+    def _answer_one(self, question: str, history: Sequence[Turn | dict],
+                    scope: Scope | None = None) -> tuple[Answer, list[Hit], float]:
         """Retrieve for one (resolved) question and answer it; returns the answer, its hits and retrieval ms."""
         t0 = time.perf_counter()
         query = resolve_follow_up(question, history)
         query_vector = self.embedder.encode_queries([query])[0]
-        hits = self._search(query_vector, query, self.settings.top_k)
+        hits = self._search(query_vector, query, self.settings.top_k, scope)
         retrieve_ms = (time.perf_counter() - t0) * 1000
         answer = self._answerer.answer(query, hits, query_vector, asked=question)
         answer.resolved_question = query if query != question else ""

@@ -28,6 +28,14 @@ class Hit:
     bm25_rank: int | None
 
 
+def report_label(chunk: Chunk) -> str:
+    """Which report a passage is from, as a reader sees it: 《title》 · 大连市 · 2023年 · 第2页."""
+    parts = [f"《{chunk.doc_title}》" if chunk.doc_title else chunk.source]
+    parts += [p for p in (chunk.issuer, f"{chunk.year}年" if chunk.year else None,
+                          f"第{chunk.page}页" if chunk.page else None) if p]
+    return " · ".join(parts)
+
+
 @dataclass(frozen=True)
 class Citation:
     """Source [n] of an answer: the passage and the sentence that supports the claim."""
@@ -43,6 +51,11 @@ class Citation:
             "n": self.n,
             "chunk_id": self.chunk.chunk_id,
             "source": self.chunk.source,
+            "title": self.chunk.doc_title,
+            "issuer": self.chunk.issuer,
+            "year": self.chunk.year,
+            "url": self.chunk.url,
+            "page": self.chunk.page,
             "section": self.chunk.section,
             "text": self.chunk.text,
             "quote": self.quote,

@@ -39,3 +39,32 @@ class Scope:
         """For messages: 《…》 files, bodies and years joined, e.g. 大连市人民政府 · 2023年."""
         parts = list(self.sources) + list(self.issuers) + [f"{y}年" for y in self.years]
         return " · ".join(parts) or "全部报告"
+
+
+def scope_choices(reports: list[dict]) -> list[tuple[str, str]]:
+    """(label, value) pairs for a chooser: all reports, then each year, issuing body and report.
+
+    ``reports`` are manifest source rows (source, title, issuer, year); a
+    value is "", "year:2023", "issuer:大连市" or "source:<file>" (see ``parse_scope``).
+    """
+    years = sorted({r["year"] for r in reports if r.get("year")}, reverse=True)
+    issuers = sorted({r["issuer"] for r in reports if r.get("issuer")})
+    choices = [("全部报告", "")]
+    choices += [(f"{y}年的报告", f"year:{y}") for y in years] if len(years) > 1 else []
+    choices += [(f"{i}的报告", f"issuer:{i}") for i in issuers] if len(issuers) > 1 else []
+    choices += [(f"《{r.get('title') or r['source']}》", f"source:{r['source']}") for r in reports]
+    return choices
+
+
+def parse_scope(value: str | None) -> Scope | None:
+    """The Scope a chooser value stands for; None for all reports or a value it does not know."""
+    kind, _, rest = (value or "").partition(":")
+    if not rest:
+        return None
+    if kind == "year" and rest.isdigit():
+        return Scope(years=(int(rest),))
+    if kind == "issuer":
+        return Scope(issuers=(rest,))
+    if kind == "source":
+        return Scope(sources=(rest,))
+    return None

@@ -47,3 +47,60 @@ def qa(built_settings):
     service = ReportQA(built_settings)
     service.load()
     return service
+
+
+def write_variant(raw: Path, city: str, year: int, sidecar: dict | None = None) -> Path:
+    """The real report as another city's report of another year (numbers kept: they are what we ask)."""
+    import json
+
+    text = REPORT.read_text(encoding="utf-8").replace("大连", city).replace("2023年", f"{year}年")
+    path = raw / f"{city}-{year}.txt"
+    path.write_text(text, encoding="utf-8")
+    if sidecar is not None:
+        (raw / f"{path.name}.meta.json").write_text(json.dumps(sidecar, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+SHENYANG_URL = "https://www.shenyang.gov.cn/r/2022.html"
+
+
+@pytest.fixture(scope="session")
+def many_reports(tmp_path_factory) -> Path:
+    """data/ with three reports, indexed: Dalian 2023, Shenyang 2022 (sidecar: issuer, URL), Anshan 2021."""
+    from reportqa.service import ReportQA
+
+    data = make_data_dir(tmp_path_factory.mktemp("many"))
+    write_variant(data / "raw", "沈阳", 2022, {"issuer": "沈阳市人民政府", "url": SHENYANG_URL})
+    write_variant(data / "raw", "鞍山", 2021)
+    ReportQA(Settings(data_dir=data)).ingest()
+    return data
+
+
+# Debian's chromium, headless as root, with none of its background fetches (the network is closed).
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium for one test module (the browser tests)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    try:
+        yield page
+    finally:
+        context.close()

@@ -12,7 +12,8 @@ import pytest
 from conftest import make_data_dir
 
 JSON_KEYS = {"question", "answer", "refused", "citations", "timings_ms"}
-CITATION_KEYS = {"n", "chunk_id", "source", "section", "text", "quote", "start", "end"}
+CITATION_KEYS = {"n", "chunk_id", "source", "title", "issuer", "year", "url", "page", "section", "text", "quote",
+                 "start", "end"}
 
 
 def reportqa(data_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

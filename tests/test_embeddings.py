@@ -274,15 +274,15 @@ def test_index_built_with_tiny_model_records_it(tiny, tmp_path):
     assert manifest.embedder == {"name": tiny.name, "dim": TINY_DIM} == embedder_info(tiny)
     assert manifest.source_hashes() == {REPORT.name: result.manifest.source_hashes()[REPORT.name]}
     assert manifest.chunk_count == len(stored.chunks) > 0
-    assert stored.dense.d == TINY_DIM and stored.dense.ntotal == manifest.chunk_count
+    assert stored.dense.dim == TINY_DIM and len(stored.dense) == manifest.chunk_count
     assert stored.sentence_vectors.shape == (manifest.sentence_count, TINY_DIM)
     np.testing.assert_allclose(np.linalg.norm(stored.sentence_vectors, axis=1), 1.0, atol=1e-5)
     # The stored vectors are what the model gives for the stored passages.
     first = stored.chunks[0]
-    np.testing.assert_allclose(stored.dense.reconstruct(0), tiny.encode_passages([passage_text(first)])[0], atol=1e-5)
+    np.testing.assert_allclose(stored.dense.vector(0), tiny.encode_passages([passage_text(first)])[0], atol=1e-5)
     # A dense search with the tiny model runs against the loaded index.
-    scores, ids = stored.dense.search(tiny.encode_queries([QUESTION]), 3)
-    assert ids.shape == (1, 3) and (ids >= 0).all()
+    found = stored.dense.search(tiny.encode_queries([QUESTION])[0], 3)
+    assert len(found) == 3 and all(0 <= row < manifest.chunk_count for row, _ in found)
 
     # Same embedder: nothing to report. The bundled default: an embedder mismatch.
     assert differences(manifest, embedder_info(tiny), manifest.chunker, manifest.source_hashes()) == []

@@ -256,6 +256,8 @@ def test_bad_sidecar_is_reported_by_name(report_path, tmp_path, content):
 
 @pytest.mark.slow
 def test_build_indexes_every_format(report_text, report_path, tmp_path):
+    from ingest.build import document_text
+    from ingest.store import load_index
     from reportqa.embeddings import make_embedder
 
     folder = tmp_path / "raw"
@@ -272,6 +274,15 @@ def test_build_indexes_every_format(report_text, report_path, tmp_path):
     assert len({s["chunks"] for s in indexed.values()}) == 1  # same paragraphs, same chunks
     assert all(s["title"] == TITLE for s in indexed.values())
     assert [name for name, _ in result.skipped] == ["scan.pdf"]
+    assert indexed["report.pdf"]["issuer"] == "大连市人民政府" and indexed["report.html"]["issuer"] == "大连市"
+
+    # The text a citation's offsets point into (the 报告原文 tab, the evaluation's evidence check) is
+    # the converted text the index keeps, not the .docx/.pdf bytes.
+    index = load_index(tmp_path / "index")
+    for source in indexed.values():
+        text = document_text(tmp_path / "index", source)
+        for chunk in (c for c in index.chunks if c.source == source["source"]):
+            assert text[chunk.start:chunk.end] == chunk.text
 
 
 def test_html_without_content_markup_takes_the_block_with_most_text(report_text, report_path, tmp_path):

@@ -14,6 +14,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from conftest import CHROMIUM_ARGS  # noqa: E402
+
 from evals import CitedPassage, EvalItem, ItemResult, LoadError, Passage, Response, load_eval_set  # noqa: E402
 from evals.report import failure_reasons  # noqa: E402
 from retrieval.models import Turn  # noqa: E402
@@ -25,8 +27,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EVAL_SET = PROJECT_ROOT / "data" / "evals" / "qa.jsonl"
 STATIONS = "全市建成了多少个便民服务站？"
 PLANTED = "planted-001"  # a mislabelled item ours must fail: it answers a question marked unanswerable
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
 def _item(**changes) -> EvalItem:

@@ -284,7 +284,7 @@ def test_plain_text_to_copy_has_the_answer_and_its_sources(stations, refused):
     text = ui_app.render_answer_plain(stations)
     c = stations.citations[0]
     assert text.startswith(stations.text.splitlines()[0]) and "\n来源：\n" in text
-    assert f"[1] 《{c.chunk.doc_title}》{c.chunk.section}（第{c.chunk.paragraph}段）：“{c.quote}”" in text
+    assert f"[1] 《{c.chunk.doc_title}》 · 大连市 · 2023年 › {c.chunk.section}（第{c.chunk.paragraph}段）：“{c.quote}”" in text
     assert ui_app.render_answer_plain(refused).startswith(refused.text)
 
 

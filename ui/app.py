@@ -30,6 +30,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import html  # noqa: E402
+import json  # noqa: E402
 import logging  # noqa: E402
 import re  # noqa: E402
 import urllib.parse  # noqa: E402
@@ -38,10 +39,11 @@ from typing import Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
-from evals import read_sources  # noqa: E402
+from ingest.build import document_text  # noqa: E402
 from reportqa.errors import InvalidQuestion, ReportQAError  # noqa: E402
 from reportqa.feedback import MAX_COMMENT_CHARS, FeedbackStore, default_feedback_path  # noqa: E402
-from retrieval.models import Answer, Citation, Turn  # noqa: E402
+from retrieval.models import Answer, Citation, Turn, report_label  # noqa: E402
+from retrieval.scope import Scope, parse_scope, scope_choices  # noqa: E402
 
 from .staff import STAFF_CSS, StaffEval, build_add_form, build_staff_tab, staff_credentials, strip_markers  # noqa: E402
 
@@ -161,7 +163,9 @@ def render_answer_text_html(text: str, numbers: set[int] | None = None) -> str:
 def render_citation_html(citation: Citation, open_: bool = False) -> str:
     """One collapsible source card: [n] and section in the summary; paragraph, title, passage inside."""
     chunk = citation.chunk
-    meta = f"第{int(chunk.paragraph)}段 · 《{_esc(chunk.doc_title)}》"
+    meta = f"第{int(chunk.paragraph)}段 · {_esc(report_label(chunk))}"
+    if chunk.url and chunk.url.startswith(("http://", "https://")):
+        meta += f' · <a href="{_esc(chunk.url)}" target="_blank" rel="noopener noreferrer">发布页面</a>'
     return (
         f'<details class="rqa-card"{" open" if open_ else ""}>'
         f'<summary><span class="rqa-n">[{int(citation.n)}]</span>{_esc(chunk.section)}</summary>'
@@ -243,8 +247,9 @@ def render_answer_plain(answer: Answer) -> str:
     if answer.citations:
         lines += ["", "来源："]
         for c in answer.citations:
-            title = f"《{c.chunk.doc_title}》" if c.chunk.doc_title else ""
-            lines.append(f"[{c.n}] {title}{c.chunk.section}（第{c.chunk.paragraph}段）：“{c.quote}”")
+            lines.append(f"[{c.n}] {report_label(c.chunk)} › {c.chunk.section}（第{c.chunk.paragraph}段）：“{c.quote}”")
+            if c.chunk.url:
+                lines.append(f"    {c.chunk.url}")
     return "\n".join(lines)
 
 
@@ -293,7 +298,7 @@ def render_partial_html(text: str) -> str:
     return f'<div class="rqa-answer rqa-partial"><p>{render_question_html(text)} ▌</p></div>'
 
 
-def _replies(qa, question: str, history: list | None, turns: list | None = None):
+def _replies(qa, question: str, history: list | None, turns: list | None = None, scope: Scope | None = None):
     """Ask ``qa`` (follow-ups resolved against ``turns``), streaming.
 
     Yields (chat messages, textbox value, answer or None): partial states
@@ -304,7 +309,7 @@ def _replies(qa, question: str, history: list | None, turns: list | None = None)
     question = question or ""
     asked = [{"role": "user", "content": render_question_html(question)}]
     try:
-        for event in qa.ask_stream(question, turns):
+        for event in qa.ask_stream(question, turns, scope):
             if event.final:
                 answer = event.answer
             else:
@@ -343,16 +348,16 @@ def make_respond(qa):
 
 def make_chat(qa):
     """The chat callback, streaming, that remembers the conversation for follow-ups and the staff form:
-    (question, history, turns) -> yields (history, textbox value, turns, last answer).
+    (question, history, turns, scope value) -> yields (history, textbox value, turns, last answer).
 
     ``turns`` are the earlier (question, answer text) pairs of this browser
     session; the last answer is {"answer": Answer, "earlier": turns before it},
     or None while composing or after an error, when the form keeps what it had.
     """
 
-    def chat(question: str, history: list | None, turns: list | None):
+    def chat(question: str, history: list | None, turns: list | None, scope_value: str | None = None):
         turns = list(turns or [])
-        for history_now, box, answer in _replies(qa, question, history, turns):
+        for history_now, box, answer in _replies(qa, question, history, turns, parse_scope(scope_value)):
             if answer is None:
                 yield history_now, box, turns, None
             else:
@@ -418,11 +423,13 @@ def build_app(qa, eval_set_path: Path | str | None = None, eval_out_dir: Path | 
     with gr.Blocks(title=page_title, analytics_enabled=False) as demo:
         gr.HTML(render_header_html(titles, error_zh), elem_id="rqa-header")
         authed = gr.State(False)  # this browser session has logged in to the staff pages
+        # Outside the tabs, so it is on the page before the 报告原文 tab is first opened.
+        report_request = gr.Textbox(visible="hidden", elem_id="rqa-report-request")
         with gr.Tabs(elem_id="rqa-tabs"):
             with gr.Tab("市民问答", id="chat", elem_id="rqa-chat-tab"):
-                add_form = _build_chat_tab(chat, staff, feedback)
+                add_form = _build_chat_tab(chat, staff, feedback, _reports(qa))
             with gr.Tab("报告原文", id="report", elem_id="rqa-report-tab"):
-                gr.HTML(render_report_html(_sources(qa)), elem_id="rqa-report", padding=False)
+                _build_report_tab(qa, report_request)
             build_staff_tab(demo, staff, feedback=feedback, authed=authed, credentials=credentials,
                             reveal=[add_form])
         gr.api(make_ask_api(qa), api_name="ask")
@@ -434,12 +441,45 @@ def build_app(qa, eval_set_path: Path | str | None = None, eval_out_dir: Path | 
     return demo
 
 
-def _sources(qa) -> dict[str, str]:
-    try:
-        return read_sources(qa)
-    except (ReportQAError, OSError) as exc:
-        logger.warning("could not read the report text: %s", exc)
+def _build_report_tab(qa, request: gr.Textbox) -> None:
+    """One report in full at a time (a portal may hold thousands), chosen from a list.
+
+    查看原文 on a source card asks for the cited report through a hidden box
+    (``request``: SOURCE_JS writes the file name into it) when another one is shown.
+    """
+    reports = _reports(qa)
+    first = reports[0]["source"] if reports else None
+    pick = gr.Dropdown(choices=[(f"《{r.get('title') or r['source']}》", r["source"]) for r in reports],
+                       value=first, label="选择报告", elem_id="rqa-report-pick", visible=len(reports) > 1,
+                       filterable=True)
+    shown = gr.HTML(render_report_html(_source_text(qa, first)), elem_id="rqa-report", padding=False)
+    pick.input(lambda source: render_report_html(_source_text(qa, source)), inputs=[pick], outputs=[shown],
+               api_visibility="private")
+
+    def show(request_value: str):
+        source = (request_value or "").split("\n")[0]
+        return (source, render_report_html(_source_text(qa, source))) if source else (gr.skip(), gr.skip())
+
+    request.change(show, inputs=[request], outputs=[pick, shown], api_visibility="private")
+
+
+def _source_text(qa, source: str | None) -> dict[str, str]:
+    """{source: its text} for the report tab; {} when it cannot be read (logged)."""
+    if not source:
         return {}
+    try:
+        row = next(r for r in qa.reports() if r["source"] == source)
+        return {source: document_text(qa.settings.index_path, row)}
+    except (StopIteration, ReportQAError) as exc:
+        logger.warning("could not show report %r: %s", source, exc)
+        return {}
+
+
+def _reports(qa) -> list[dict]:
+    try:
+        return qa.reports()
+    except ReportQAError:
+        return []  # the header already says what is wrong
 
 
 def make_remember(store: FeedbackStore | None = None):
@@ -519,11 +559,32 @@ COPY_JS = """() => {
   if (box) { box.focus(); box.select(); }
 }"""
 
+BUSY_ZH = "当前提问的人较多，请稍后再试。"
+
 # One page-wide script: a click on a card's 查看原文 opens the 报告原文 tab, marks the quote by its
 # offsets (<mark id="rqa-hl">) and scrolls to it. Delegated from the document, because the cards are
 # Chatbot HTML, where Gradio's sanitizer strips every on* attribute.
 SOURCE_JS = """() => {
   if (window.rqaShowSource) return;
+  // Gradio's page shows its own English notice when the queue is full (it ignores the server's
+  // message); say it in Chinese. Text nodes only: nothing else on the page is touched.
+  const busy = /This application is currently busy\\.?\\s*Please try again\\.?/;
+  const translate = (root) => {
+    const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (!busy.test(node.nodeValue)) continue;
+      node.nodeValue = node.nodeValue.replace(busy, BUSY_ZH);
+      const toast = node.parentNode && node.parentNode.closest('.toast-body');
+      if (toast) toast.querySelectorAll('.toast-title').forEach((title) => {
+        for (const t of title.childNodes) if (t.nodeType === Node.TEXT_NODE && t.nodeValue.trim() === 'Error') t.nodeValue = '提示';
+      });
+    }
+  };
+  new MutationObserver((changes) => changes.forEach((c) => c.addedNodes.forEach((n) => {
+    if (n.nodeType === Node.TEXT_NODE ? busy.test(n.nodeValue) : n.textContent && busy.test(n.textContent)) {
+      translate(n.nodeType === Node.TEXT_NODE ? n.parentNode : n);
+    }
+  }))).observe(document.body, {childList: true, subtree: true, characterData: false});
   const unmark = () => {
     const old = document.getElementById('rqa-hl');
     if (!old) return;
@@ -534,12 +595,20 @@ SOURCE_JS = """() => {
   window.rqaShowSource = (source, start, end) => {
     const tab = [...document.querySelectorAll('[role=tab]')].find(t => t.textContent.trim() === '报告原文');
     if (tab) tab.click();
+    let asked = false;
     const mark = (attempt) => {
       const paras = [...document.querySelectorAll('#rqa-report .rqa-para')];
       const para = paras.find(p => p.dataset.source === source && start >= +p.dataset.start
                                   && start < +p.dataset.start + p.textContent.length);
       if (!para || !para.offsetParent) {
-        if (attempt < 50) setTimeout(() => mark(attempt + 1), 100);
+        // Another report is shown: ask the server for this one (once), then keep looking.
+        const request = document.querySelector('#rqa-report-request textarea, #rqa-report-request input');
+        if (attempt >= 3 && request && !asked && !paras.some(p => p.dataset.source === source)) {
+          asked = true;
+          request.value = `${source}\n${Date.now()}`;  // a new value each time, so it always fires
+          request.dispatchEvent(new Event('input', {bubbles: true}));
+        }
+        if (attempt < 80) setTimeout(() => mark(attempt + 1), 100);
         return;
       }
       unmark();
@@ -565,10 +634,10 @@ SOURCE_JS = """() => {
     event.stopPropagation();
     window.rqaShowSource(decodeURIComponent(m[3]), +m[1], +m[2]);
   }, true);
-}"""
+}""".replace("BUSY_ZH", json.dumps(BUSY_ZH, ensure_ascii=False))
 
 
-def _build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore):
+def _build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: list[dict]):
     """The citizens' chat, and under it the staff's add-to-set accordion (returned: shown after login)."""
     chatbot = gr.Chatbot(
         elem_id="rqa-chat",
@@ -586,6 +655,9 @@ def _build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore):
         comment_box = gr.Textbox(label="补充意见（可选）", placeholder="哪里好、哪里不对？", lines=1, max_lines=4,
                                  scale=6, elem_id="rqa-comment")
         comment_send = gr.Button("提交反馈", scale=1, min_width=90, elem_id="rqa-comment-send")
+    # With several reports a citizen can ask one of them (a year, an issuing body, one report).
+    scope = gr.Dropdown(choices=scope_choices(reports), value="", label="查询范围", elem_id="rqa-scope",
+                        visible=len(reports) > 1, interactive=True)
     with gr.Row(elem_id="rqa-ask-row"):
         question = gr.Textbox(
             label="您的问题",
@@ -624,7 +696,7 @@ def _build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore):
     voted = gr.State(None)  # the last vote, which a comment is added to
     add_form, prefill_io = build_add_form(staff, last_answer, visible=False)
 
-    chat_io = dict(inputs=[question, chatbot, turns], outputs=[chatbot, question, turns, last_answer],
+    chat_io = dict(inputs=[question, chatbot, turns, scope], outputs=[chatbot, question, turns, last_answer],
                    api_visibility="private")
     remember_io = dict(fn=make_remember(), inputs=[chatbot, last_answer, answers], outputs=[answers, copy_text],
                        api_visibility="private")
