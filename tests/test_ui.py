@@ -127,6 +127,9 @@ def test_header_lists_titles_and_scope(qa):
     assert "大连市2023年法治政府建设情况报告" in out
     assert "只根据" in out and "不会回答" in out
     assert "&lt;x&gt;" in ui_app.render_header_html(["<x>"])
+    many = ui_app.render_header_html([f"{city}市2023年法治政府建设情况报告" for city in ("大连", "沈阳", "鞍山", "锦州")])
+    assert "《大连市2023年法治政府建设情况报告》等 4 份报告 问答" in many and "沈阳" not in many
+    assert "已收录的 4 份报告" in many and "上面这份报告" not in many
 
 
 # ---------------------------------------------------------------- callbacks

@@ -278,12 +278,19 @@ def render_error_html(message_zh: str) -> str:
     return f'<div class="rqa-answer rqa-error"><p>⚠ {_esc(message_zh)}</p></div>'
 
 
+HEADER_TITLES = 3  # more reports than this are counted in the header, not listed
+
+
 def render_header_html(titles: list[str], error_zh: str | None = None) -> str:
-    names = "、".join(f"《{_esc(t)}》" for t in titles) if titles else "报告"
+    if len(titles) > HEADER_TITLES:
+        names = f"《{_esc(titles[0])}》等 {len(titles)} 份报告"
+    else:
+        names = "、".join(f"《{_esc(t)}》" for t in titles) if titles else "报告"
+    scope = SCOPE_ZH if len(titles) <= 1 else SCOPE_ZH.replace("上面这份报告", f"已收录的 {len(titles)} 份报告")
     error = f'<p class="rqa-error">⚠ {_esc(error_zh)}</p>' if error_zh else ""
     return (
         f'<h1>{names} 问答</h1>'
-        f'<p class="rqa-scope">{_esc(SCOPE_ZH)}</p>{error}'
+        f'<p class="rqa-scope">{_esc(scope)}</p>{error}'
     )
 
 
