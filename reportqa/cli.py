@@ -1,6 +1,7 @@
 """The `reportqa` command: ingest, ask, serve. Thin: parse, call one function, print."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -68,12 +69,7 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
         settings.raw_dir = paths[0]
         paths = ()
     qa = _service(ctx)
-    with click.progressbar(length=1, label="Ingesting", file=sys.stderr, show_pos=True,
-                           item_show_func=lambda name: name) as bar:
-        def on_file(done: int, total: int, name: str) -> None:
-            bar.length = total
-            bar.update(1, name)
-
+    with _file_progress("Ingesting") as on_file:
         result = qa.ingest(list(paths) or None, on_file=on_file)
     for source, reason in result.skipped:
         click.secho(f"warning: skipped {reason}", fg="yellow", err=True)
@@ -83,6 +79,28 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
                f"{len(result.removed)} removed, {len(result.skipped)} skipped.", err=True)
     click.echo(f"Indexed {indexed} report(s): {m.chunk_count} chunks, {m.sentence_count} sentences, "
                f"embedder {m.embedder['name']} ({m.embedder['dim']}-dim) -> {qa.settings.index_path}")
+
+
+@contextlib.contextmanager
+def _file_progress(label: str):
+    """A progress bar over report files on stderr; yields the ``on_file(done, total, name)`` callback.
+
+    Drawn from the first file done on, so `serve` with an index already built draws nothing.
+    """
+    bar = None
+    try:
+        def on_file(done: int, total: int, name: str) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True,
+                                        item_show_func=lambda item: item)
+                bar.__enter__()
+            bar.update(1, name)
+
+        yield on_file
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
 
 
 def _print_answer(answer) -> None:
@@ -188,7 +206,8 @@ def _scope(qa, reports: tuple[str, ...], issuers: tuple[str, ...], years: tuple[
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Open the chat in the browser; builds or rebuilds the index first when needed."""
     qa = _service(ctx)
-    qa.ensure_index(progress=lambda msg: click.echo(msg, err=True))
+    with _file_progress("Building the index") as on_file:
+        qa.ensure_index(progress=lambda msg: click.echo(msg, err=True), on_file=on_file)
     from ui import launch
 
     settings = qa.settings

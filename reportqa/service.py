@@ -31,6 +31,7 @@ from .embeddings import Embedder, make_embedder
 from .errors import IndexMissing, InvalidQuestion
 
 logger = logging.getLogger(__name__)
+MAX_REASONS_SHOWN = 5  # a folder of thousands of new reports is not listed line by line
 
 
 def validate_question(question: str | None, max_chars: int) -> str:
@@ -111,8 +112,8 @@ class ReportQA:
         self._index = None
         return result
 
-    def ensure_index(self, progress=lambda _: None) -> BuildResult | None:
-        """Rebuild the index when it is missing, damaged or stale (what `serve` does)."""
+    def ensure_index(self, progress=lambda _: None, on_file=lambda done, total, name: None) -> BuildResult | None:
+        """Rebuild the index when it is missing, damaged or stale (what `serve` does); see ``ingest``."""
         status = self.index_status()
         if status.built:
             try:
@@ -120,9 +121,11 @@ class ReportQA:
                 return None
             except IndexMissing as exc:  # damaged files behind a good manifest
                 status = IndexStatus(False, [exc.message])
-        for reason in status.reasons:
+        for reason in status.reasons[:MAX_REASONS_SHOWN]:
             progress(f"building the index: {reason}")
-        result = self.ingest(progress=progress)
+        if len(status.reasons) > MAX_REASONS_SHOWN:
+            progress(f"building the index: … and {len(status.reasons) - MAX_REASONS_SHOWN} more changes")
+        result = self.ingest(progress=progress, on_file=on_file)
         self.load()
         return result
 

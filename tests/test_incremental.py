@@ -199,3 +199,25 @@ def test_cli_ask_narrows_and_refuses_an_unknown_year(folder):
     result = run("--year", "1999", QUESTION)
     assert result.returncode == 2 and "1999 not in the index" in result.stderr and "2021, 2022, 2023" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cli_ingest_of_a_folder_reports_what_it_did(data):
+    def ingest(*args):
+        return subprocess.run([sys.executable, "-m", "reportqa.cli", "--data-dir", str(data), "ingest", *args],
+                              capture_output=True, text=True, timeout=300)
+
+    result = ingest()
+    assert result.returncode == 0, result.stderr
+    assert "0 parsed and embedded, 3 unchanged, 0 removed, 0 skipped." in result.stderr
+    assert "Indexed 3 report(s): 60 chunks" in result.stdout
+
+    # A folder elsewhere becomes the reports folder of that run: two of the three, one of them changed.
+    portal = data.parent / "portal"
+    portal.mkdir()
+    shutil.copy(data / "raw" / REPORT.name, portal / REPORT.name)
+    changed = write_variant(portal, "鞍山", 2021)
+    changed.write_text(changed.read_text(encoding="utf-8").replace("1726", "1800"), encoding="utf-8")
+    result = ingest(str(portal))
+    assert result.returncode == 0, result.stderr
+    assert "1 parsed and embedded, 1 unchanged, 1 removed, 0 skipped." in result.stderr
+    assert {c.source for c in store.load_index(data / "index").chunks} == {REPORT.name, "鞍山-2021.txt"}
