@@ -111,3 +111,19 @@ def test_a_full_queue_says_so_in_chinese(qa, browser, tmp_path):
         for c in contexts:
             c.close()
         demo.close()
+
+
+def test_the_ask_api_narrows_by_report_issuer_or_year(app, tmp_path):
+    from gradio_client import Client
+
+    client = Client(app.local_url, analytics_enabled=False, verbose=False, download_files=str(tmp_path))
+    try:
+        assert len({c["source"] for c in client.predict(STATIONS, api_name="/ask")["citations"]}) >= 1
+        by_year = client.predict(STATIONS, "", "", 2021, api_name="/ask")
+        assert {c["source"] for c in by_year["citations"]} == {"鞍山-2021.txt"} and "1726" in by_year["answer"]
+        by_issuer = client.predict(STATIONS, issuer="沈阳市人民政府", api_name="/ask")
+        assert {c["year"] for c in by_issuer["citations"]} == {2022}
+        nothing = client.predict(STATIONS, year=1999, api_name="/ask")
+        assert nothing["refused"] is True and nothing["citations"] == []
+    finally:
+        client.close()

@@ -377,10 +377,15 @@ def make_chat(qa):
 def make_ask_api(qa):
     """The ``/ask`` endpoint: Answer.to_dict(), or {"error": message_zh}."""
 
-    def ask(question: str) -> dict:
-        """Answer a question from the report. Returns the answer with citations, or {"error": ...}."""
+    def ask(question: str, report: str = "", issuer: str = "", year: int | None = None) -> dict:
+        """Answer a question from the reports, optionally only one report (file name), issuing body or year.
+
+        Returns the answer with citations, or {"error": ...}.
+        """
+        scope = Scope(sources=(report,) if report else (), issuers=(issuer,) if issuer else (),
+                      years=(int(year),) if year else ())
         try:
-            return qa.ask(question or "").to_dict()
+            return qa.ask(question or "", scope=scope or None).to_dict()
         except ReportQAError as exc:
             return {"error": exc.message_zh}
         except Exception:
