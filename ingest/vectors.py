@@ -33,6 +33,7 @@ HNSW_EF_CONSTRUCTION = 80  # 100k vectors build in about 30 s on 2 cores, 200k i
 # vectors for ~2 ms a query (ef=64: 0.69 at 200k); latency is cheap next to the 30 ms budget.
 HNSW_EF_SEARCH = 512
 
+FILTER_FIELDS = ("source", "issuer", "year")
 MILVUS_BATCH = 1000  # rows a request: far below gRPC's 64 MB message limit at 384 dims
 # Milvus Lite has no server clock for query iterators and warns on every listing; harmless.
 logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
@@ -255,13 +256,13 @@ def sync_milvus(config: VectorStoreConfig, chunks: list[Chunk], vectors: np.ndar
         if not client.has_collection(name):
             _create_collection(client, name, embedder)
         client.load_collection(name)
-        held = _all_ids(client, name)
-        rows = [(i, c) for i, c in enumerate(chunks) if c.chunk_id not in held]
+        held = _held_rows(client, name)
+        # New chunks, and chunks whose report metadata changed (a sidecar edit keeps the chunk id).
+        rows = [(i, c) for i, c in enumerate(chunks) if held.get(c.chunk_id) != _filter_fields(c)]
         for batch in _batches(rows):
-            client.insert(name, [{"id": c.chunk_id, "vector": vectors[i].astype(np.float32).tolist(),
-                                  "source": c.source, "issuer": c.issuer or "", "year": c.year or 0}
-                                 for i, c in batch])
-        return sorted(held - {c.chunk_id for c in chunks})
+            client.upsert(name, [{"id": c.chunk_id, "vector": vectors[i].astype(np.float32).tolist(),
+                                  **_filter_fields(c)} for i, c in batch])
+        return sorted(set(held) - {c.chunk_id for c in chunks})
     except Exception as exc:
         raise _unavailable(config, exc) from None
 
@@ -294,12 +295,18 @@ def _create_collection(client, name: str, embedder: dict) -> None:
     client.create_collection(name, schema=schema, index_params=index)
 
 
-def _all_ids(client, name: str) -> set[str]:
-    iterator = client.query_iterator(name, batch_size=MILVUS_BATCH, output_fields=["id"])
-    ids: set[str] = set()
+def _filter_fields(chunk: Chunk) -> dict:
+    """What a scope filters a Milvus row on (Milvus has no NULL here: "" and 0 for unknown)."""
+    return {"source": chunk.source, "issuer": chunk.issuer or "", "year": chunk.year or 0}
+
+
+def _held_rows(client, name: str) -> dict[str, dict]:
+    """Every id in the collection with its filter fields."""
+    iterator = client.query_iterator(name, batch_size=MILVUS_BATCH, output_fields=["id", *FILTER_FIELDS])
+    rows: dict[str, dict] = {}
     try:
         while batch := iterator.next():
-            ids.update(row["id"] for row in batch)
+            rows.update((row["id"], {f: row[f] for f in FILTER_FIELDS}) for row in batch)
     finally:
         iterator.close()
-    return ids
+    return rows

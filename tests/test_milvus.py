@@ -150,3 +150,21 @@ def test_a_milvus_lite_file_open_in_another_process_is_a_clear_error(milvus_qa, 
     )
     assert result.returncode == 1
     assert "one process at a time" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_sidecar_edit_refreshes_the_rows_a_scope_filters_on(built_settings, tmp_path, milvus_uri):
+    """Chunk ids do not change with a report's metadata; the Milvus rows must, or a scope misses them."""
+    from retrieval.scope import Scope
+
+    settings = _settings(built_settings, tmp_path, milvus_uri, collection="sidecar")
+    report = next(settings.raw_path.glob("*.txt"))
+    qa = ReportQA(settings)
+    qa.ingest()
+    assert qa.retrieve("全市建成了多少个便民服务站？", scope=Scope(issuers=("大连市",)))
+    (settings.raw_path / f"{report.name}.meta.json").write_text('{"issuer": "大连市人民政府", "year": 2024}',
+                                                               encoding="utf-8")
+    qa = ReportQA(settings)
+    qa.ingest()
+    hits = qa.retrieve("全市建成了多少个便民服务站？", scope=Scope(issuers=("大连市人民政府",), years=(2024,)))
+    assert hits and all(h.chunk.issuer == "大连市人民政府" for h in hits)
+    assert qa.retrieve("全市建成了多少个便民服务站？", scope=Scope(issuers=("大连市",))) == []
