@@ -1,10 +1,14 @@
 """Benchmark (not a test): ingest time, cold start and query latency on this machine.
 
-Writes reports/bench.json and prints a Markdown table for the README.
-Run: .venv/bin/python bench/bench.py
+The single real report in this process, then the scale benchmark
+(bench/scale.py: 1, 1,000 and 10,000 reports, ours beside the LangChain recipe;
+about 30 minutes). Writes reports/bench.json (the scale numbers under "scale")
+and prints Markdown tables for the README.
+Run: .venv/bin/python bench/bench.py [--quick | --sizes 1,1000,10000 | --no-scale]
 """
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import resource
@@ -18,17 +22,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+import scale  # noqa: E402
 from reportqa.config import Settings  # noqa: E402
 from reportqa.service import ReportQA  # noqa: E402
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+from scale import percentile  # noqa: E402
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,1000,10000", help="report counts of the scale benchmark")
+    parser.add_argument("--quick", action="store_true",
+                        help="scale at 1 and 100 reports, 3 really embedded, one pass (a few minutes)")
+    parser.add_argument("--no-scale", action="store_true", help="the single report only")
+    args = parser.parse_args()
     questions = [json.loads(line)["question"] for line in (ROOT / "data/evals/qa.jsonl").open(encoding="utf-8")]
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
@@ -69,12 +77,18 @@ def main() -> None:
         "answer_ms_p95": round(percentile(total, 95), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 0),
     }
-    out = ROOT / "reports"
-    out.mkdir(exist_ok=True)
-    (out / "bench.json").write_text(json.dumps(numbers, indent=2) + "\n", encoding="utf-8")
     print("| measure | value |\n|---|---|")
     for key, value in numbers.items():
         print(f"| {key} | {value} |")
+    out = ROOT / "reports"
+    out.mkdir(exist_ok=True)
+    if not args.no_scale:
+        if args.quick:
+            numbers["scale"] = scale.run([1, 100], passes=1, cold_runs=1, small_folder=3)
+        else:
+            numbers["scale"] = scale.run([int(n) for n in args.sizes.split(",")])
+        print(scale.markdown(numbers["scale"]))
+    (out / "bench.json").write_text(json.dumps(numbers, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
