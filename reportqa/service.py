@@ -23,7 +23,7 @@ from retrieval.grounding import ungrounded_claims
 from retrieval.llm import LLMEvent, make_llm_answerer
 from retrieval.models import Answer, Hit, Turn
 from retrieval.rerank import make_reranker
-from retrieval.scope import Scope
+from retrieval.scope import ReportCatalogue, Scope
 from retrieval.search import HybridRetriever
 
 from .config import Settings
@@ -70,6 +70,7 @@ class ReportQA:
         self._answerer: ExtractiveAnswerer | None = None
         self._llm = None  # an LLMAnswerer when an endpoint is configured; nothing is sent otherwise
         self._reranker = None  # a cross-encoder when one is configured
+        self._catalogue = ReportCatalogue(())  # the indexed reports, to read a scope off a question
 
     @property
     def embedder(self) -> Embedder:
@@ -141,6 +142,7 @@ class ReportQA:
         self._reranker = reranker
         self._llm = make_llm_answerer(self.settings)
         self._retriever = HybridRetriever(index, mode=self.settings.retrieval_mode)
+        self._catalogue = ReportCatalogue(tuple(s for s in index.manifest.sources if s.get("status") == "indexed"))
         self._answerer = ExtractiveAnswerer(index, self.answer_settings)
         self._answerer.question_terms("预热")  # load jieba's dictionaries now, not on a citizen's first question
         self._index = index  # last: a ReportQA is loaded only when every part is
@@ -174,10 +176,21 @@ class ReportQA:
 
     def retrieve(self, question: str, top_k: int | None = None, history: Sequence[Turn | dict] | None = None,
                  scope: Scope | None = None) -> list[Hit]:
-        """The passages a question retrieves (after resolving a follow-up), best first; within ``scope`` if given."""
+        """The passages a question retrieves (after resolving a follow-up), best first.
+
+        Within ``scope`` if given; else within the reports the question (or the
+        conversation before it) names by place and year, when several reports
+        are indexed (ReportCatalogue.infer_in_conversation).
+        """
         query = resolve_follow_up(validate_question(question, self.settings.max_question_chars), history)
         self.load()
-        return self._search(self.embedder.encode_queries([query])[0], query, top_k or self.settings.top_k, scope)
+        return self._search(self.embedder.encode_queries([query])[0], query, top_k or self.settings.top_k,
+                            scope or self._named_scope(query, history))
+
+    def _named_scope(self, query: str, history: Sequence[Turn | dict] | None) -> Scope | None:
+        """The reports the question, or the conversation before it, names by place and year."""
+        earlier = [t.question if isinstance(t, Turn) else t.get("question", "") for t in history or []]
+        return self._catalogue.infer_in_conversation(query, earlier)
 
     def _search(self, query_vector, query: str, top_k: int, scope: Scope | None = None) -> list[Hit]:
         """Hybrid retrieval, then the reranker (when configured) over a deeper candidate list."""
@@ -250,7 +263,7 @@ class ReportQA:
         t0 = time.perf_counter()
         query = resolve_follow_up(question, history)
         query_vector = self.embedder.encode_queries([query])[0]
-        hits = self._search(query_vector, query, self.settings.top_k, scope)
+        hits = self._search(query_vector, query, self.settings.top_k, scope or self._named_scope(query, history))
         retrieve_ms = (time.perf_counter() - t0) * 1000
         answer = self._answerer.answer(query, hits, query_vector, asked=question)
         answer.resolved_question = query if query != question else ""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from ingest.models import Chunk
@@ -68,3 +69,51 @@ def parse_scope(value: str | None) -> Scope | None:
     if kind == "source":
         return Scope(sources=(rest,))
     return None
+
+
+_YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
+
+
+@dataclass(frozen=True)
+class ReportCatalogue:
+    """The indexed reports' metadata, for reading a scope off a question."""
+
+    reports: tuple[dict, ...]  # manifest source rows: source, title, issuer, year
+
+    def infer(self, question: str) -> Scope | None:
+        """The reports a question names by place and year (沈阳2022年…), when some but not all match.
+
+        Among many cities' near-identical reports, the top passages of
+        大连2023年建成了多少个便民服务站？ would otherwise be other cities' (and
+        refused for naming another place). A named place matches a report whose
+        issuer or title holds it, a named year the report's year. Nothing is
+        narrowed when nothing or everything matches: the answerer then refuses
+        a place or year no passage names, as with one report.
+        """
+        years, places = self._named(question)
+        if not (years or places):
+            return None
+        matching = [r for r in self.reports
+                    if (not years or r.get("year") in years)
+                    and (not places or any(p in f"{r.get('issuer') or ''} {r.get('title') or ''}" for p in places))]
+        if not matching or len(matching) == len(self.reports):
+            return None
+        return Scope(sources=tuple(r["source"] for r in matching))
+
+    def infer_in_conversation(self, question: str, earlier: list[str]) -> Scope | None:
+        """``infer`` on the question, or, when it names no place or year, on the latest earlier question that does.
+
+        After 鞍山建成了多少个便民服务站？, 有多少人获得行政执法资格？ is about 鞍山 too.
+        """
+        for text in [question, *reversed(earlier)]:
+            if any(self._named(text)):
+                return self.infer(text)
+        return None
+
+    def _named(self, text: str) -> tuple[set[int], set[str]]:
+        """Years and places a text names; nothing with one report (there is nothing to choose)."""
+        if len(self.reports) < 2:
+            return set(), set()
+        from ingest.text import place_names
+
+        return {int(y) for y in _YEAR.findall(text)}, set(place_names(text))

@@ -221,3 +221,20 @@ def test_cli_ingest_of_a_folder_reports_what_it_did(data):
     assert result.returncode == 0, result.stderr
     assert "1 parsed and embedded, 1 unchanged, 1 removed, 0 skipped." in result.stderr
     assert {c.source for c in store.load_index(data / "index").chunks} == {REPORT.name, "鞍山-2021.txt"}
+
+
+def test_a_question_naming_a_city_or_year_is_searched_in_that_report(folder):
+    """Three near-identical reports: 大连… must not be answered from 沈阳's twin passage."""
+    qa = ReportQA(Settings(data_dir=folder))
+    for question, source in (("大连建成了多少个便民服务站？", REPORT.name),
+                             ("2021年全市建成了多少个便民服务站？", "鞍山-2021.txt"),
+                             ("沈阳2022年建成了多少个便民服务站？", "沈阳-2022.txt")):
+        assert {h.chunk.source for h in qa.retrieve(question, top_k=10)} == {source}, question
+        answer = qa.ask(question)
+        assert not answer.refused and {c.chunk.source for c in answer.citations} == {source}
+    # A follow-up keeps the city of the question it follows.
+    answer = qa.ask("有多少人获得行政执法资格？", history=[{"question": "鞍山建成了多少个便民服务站？", "answer": "…"}])
+    assert {c.chunk.source for c in answer.citations} == {"鞍山-2021.txt"}
+    # Named but not indexed (大连 2021), or naming nothing: no narrowing; the first is refused.
+    assert qa.ask("大连2021年建成了多少个便民服务站？").refused
+    assert len({h.chunk.source for h in qa.retrieve("全市建成了多少个便民服务站？", top_k=10)}) == 3
