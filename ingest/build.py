@@ -18,7 +18,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -76,9 +76,25 @@ def file_fingerprint(path: Path) -> str:
     return digest.hexdigest()
 
 
-def source_hashes(paths: list[Path], root: Path) -> dict[str, str]:
-    """Fingerprint of every report file the index should be built from."""
-    return {_source_name(p, root): file_fingerprint(p) for p in find_reports(paths)}
+def file_stamp(path: Path) -> list[int]:
+    """Size and mtime of the report and its sidecar: unchanged, the fingerprint is too (as git assumes)."""
+    sidecar = sidecar_path(path)
+    stats = [path.stat()] + ([sidecar.stat()] if sidecar else [])
+    return [n for st in stats for n in (st.st_size, st.st_mtime_ns)]
+
+
+def source_hashes(paths: list[Path], root: Path, known: Iterable[dict] = ()) -> dict[str, str]:
+    """Fingerprint of every report file the index should be built from.
+
+    ``known``: manifest source rows; a file whose stamp matches its row keeps the row's fingerprint.
+    """
+    stamped = {row["source"]: row for row in known if row.get("stamp")}
+    hashes = {}
+    for path in find_reports(paths):
+        name = _source_name(path, root)
+        row = stamped.get(name)
+        hashes[name] = row["sha256"] if row and row["stamp"] == file_stamp(path) else file_fingerprint(path)
+    return hashes
 
 
 def _source_name(path: Path, root: Path) -> str:
@@ -183,6 +199,7 @@ def build_index(paths: list[Path], root: Path, index_dir: Path, embedder: Embedd
     skipped, parsed, reused = [], [], []
     for done, path in enumerate(files, start=1):
         name = _source_name(path, root)
+        stamp = file_stamp(path)  # before the hash: a file edited meanwhile then looks changed next time
         fingerprint = file_fingerprint(path)
         key = _part_key(name, fingerprint, chunker, embedder)
         part = _read_part(parts_dir / key)
@@ -194,14 +211,16 @@ def build_index(paths: list[Path], root: Path, index_dir: Path, embedder: Embedd
                 part = _make_part(path, root, embedder, chunker, earlier)
             except ReportFileError as exc:
                 skipped.append((name, exc.message))
-                sources.append({"source": name, "sha256": fingerprint, "status": "skipped", "reason": exc.message})
+                sources.append({"source": name, "sha256": fingerprint, "stamp": stamp, "status": "skipped",
+                                "reason": exc.message})
                 progress(f"skipped {exc.message}")
                 on_file(done, len(files), name)
                 continue
             _write_part(parts_dir, key, part)
             parsed.append(name)
         first = part.chunks[0]
-        sources.append({"source": name, "sha256": fingerprint, "status": "indexed", "title": first.doc_title,
+        sources.append({"source": name, "sha256": fingerprint, "stamp": stamp, "status": "indexed",
+                        "title": first.doc_title,
                         "issuer": first.issuer, "year": first.year, "url": first.url,
                         "chunks": len(part.chunks), "part": key})
         result_parts.append(part)
