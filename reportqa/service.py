@@ -1,6 +1,7 @@
 """ReportQA: the one object the CLI and the UI talk to (load once, ask many)."""
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -148,6 +149,9 @@ class ReportQA:
         self._answerer = ExtractiveAnswerer(index, self.answer_settings)
         self._answerer.question_terms("预热")  # load jieba's dictionaries now, not on a citizen's first question
         self._index = index  # last: a ReportQA is loaded only when every part is
+        # The index lives as long as the process: keep the collector from walking its
+        # millions of objects on every full collection (a latency spike under load).
+        gc.freeze()
 
     @property
     def index(self) -> StoredIndex:
