@@ -74,11 +74,12 @@ def parse_scope(value: str | None) -> Scope | None:
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 
 
-@dataclass(frozen=True)
 class ReportCatalogue:
     """The indexed reports' metadata, for reading a scope off a question."""
 
-    reports: tuple[dict, ...]  # manifest source rows: source, title, issuer, year
+    def __init__(self, reports: tuple[dict, ...]):
+        self.reports = reports  # manifest source rows: source, title, issuer, year
+        self._scopes: dict[tuple[frozenset, frozenset], Scope | None] = {}  # questions repeat their places
 
     def infer(self, question: str) -> Scope | None:
         """The reports a question names by place and year (沈阳2022年…), when some but not all match.
@@ -93,12 +94,14 @@ class ReportCatalogue:
         years, places = self._named(question)
         if not (years or places):
             return None
-        matching = [r for r in self.reports
-                    if (not years or r.get("year") in years)
-                    and (not places or any(p in f"{r.get('issuer') or ''} {r.get('title') or ''}" for p in places))]
-        if not matching or len(matching) == len(self.reports):
-            return None
-        return Scope(sources=tuple(r["source"] for r in matching))
+        key = (frozenset(years), frozenset(places))
+        if key not in self._scopes:
+            matching = [r for r in self.reports
+                        if (not years or r.get("year") in years)
+                        and (not places or any(p in f"{r.get('issuer') or ''} {r.get('title') or ''}" for p in places))]
+            narrows = matching and len(matching) < len(self.reports)
+            self._scopes[key] = Scope(sources=tuple(r["source"] for r in matching)) if narrows else None
+        return self._scopes[key]
 
     def infer_in_conversation(self, question: str, earlier: list[str]) -> Scope | None:
         """``infer`` on the question, or, when it names no place or year, on the latest earlier question that does.
