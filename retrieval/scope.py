@@ -5,8 +5,6 @@ import json
 import re
 from dataclasses import dataclass
 
-from ingest.models import Chunk
-
 
 @dataclass(frozen=True)
 class Scope:
@@ -23,11 +21,6 @@ class Scope:
     def __bool__(self) -> bool:
         return bool(self.sources or self.issuers or self.years)
 
-    def matches(self, chunk: Chunk) -> bool:
-        return ((not self.sources or chunk.source in self.sources)
-                and (not self.issuers or chunk.issuer in self.issuers)
-                and (not self.years or chunk.year in self.years))
-
     def milvus_expr(self) -> str:
         """The same condition as a Milvus boolean expression over source/issuer/year fields."""
         parts = []
@@ -35,11 +28,6 @@ class Scope:
             if values:
                 parts.append(f"{field} in {json.dumps(list(values), ensure_ascii=False)}")
         return " and ".join(parts)
-
-    def describe_zh(self) -> str:
-        """For messages: 《…》 files, bodies and years joined, e.g. 大连市人民政府 · 2023年."""
-        parts = list(self.sources) + list(self.issuers) + [f"{y}年" for y in self.years]
-        return " · ".join(parts) or "全部报告"
 
 
 def scope_choices(reports: list[dict]) -> list[tuple[str, str]]:
