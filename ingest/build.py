@@ -28,7 +28,7 @@ from reportqa.errors import ReportFileError
 from .chunker import ChunkerSettings, chunk_document
 from .loader import SUPPORTED_SUFFIXES, find_reports, load_report, sidecar_path
 from .models import Chunk
-from .store import PARTS, Manifest, read_manifest, write_index
+from .store import PARTS, Manifest, read_manifest, write_durably, write_index
 from .text import tokenize
 from .vectors import VectorStoreConfig
 
@@ -128,12 +128,8 @@ def _write_part(parts_dir: Path, key: str, part: Part) -> None:
     np.save(tmp / "chunks.npy", part.chunk_vectors)
     np.save(tmp / "sentences.npy", part.sentence_vectors)
     (tmp / DOCUMENT_TEXT).write_text(part.text, encoding="utf-8")
-    rows = (json.dumps({"chunk": c.to_dict(), "tokens": t}, ensure_ascii=False) + "\n"
-            for c, t in zip(part.chunks, part.tokens))
-    with open(tmp / "chunks.jsonl", "w", encoding="utf-8") as handle:
-        handle.writelines(rows)
-        handle.flush()
-        os.fsync(handle.fileno())
+    write_durably(tmp / "chunks.jsonl", "".join(json.dumps({"chunk": c.to_dict(), "tokens": t}, ensure_ascii=False)
+                                                  + "\n" for c, t in zip(part.chunks, part.tokens)))
     try:
         os.rename(tmp, parts_dir / key)
     except OSError:  # another ingest finished the same part first: same content

@@ -59,6 +59,10 @@ class Manifest:
     def from_dict(cls, row: dict) -> "Manifest":
         return cls(**{k: row[k] for k in cls.__dataclass_fields__ if k in row})
 
+    def indexed(self) -> list[dict]:
+        """The source rows of the reports that went in (not the skipped files)."""
+        return [s for s in self.sources if s.get("status") == "indexed"]
+
     def source_hashes(self) -> dict[str, str]:
         return {s["source"]: s["sha256"] for s in self.sources}
 
@@ -96,7 +100,8 @@ class StoredIndex:
     rows_in: ScopeRows  # chunk-table rows inside a scope
 
 
-def _fsync_write(path: Path, data: str) -> None:
+def write_durably(path: Path, data: str) -> None:
+    """Write and fsync: a crash afterwards cannot leave the file half-written on disk."""
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(data)
         handle.flush()
@@ -124,11 +129,11 @@ def write_index(index_dir: Path, manifest: Manifest, chunks: list[Chunk], chunk_
         manifest.vector_store = {"kind": "faiss", "index": dense.kind}
     np.save(version / "sentences.npy", np.ascontiguousarray(sentence_vectors, dtype=np.float32))
     bm25.save(str(version / "bm25"))
-    _fsync_write(version / "chunks.jsonl", "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks))
+    write_durably(version / "chunks.jsonl", "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks))
     # The manifest goes last: a folder without one is an unfinished build.
-    _fsync_write(version / "manifest.json", json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2))
+    write_durably(version / "manifest.json", json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2))
     pointer = index_dir / f".{CURRENT}.{uuid.uuid4().hex[:6]}"
-    _fsync_write(pointer, version.name)
+    write_durably(pointer, version.name)
     os.replace(pointer, index_dir / CURRENT)
     _remove_stale_versions(index_dir, keep=version.name)
     if stale_ids:

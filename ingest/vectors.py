@@ -150,7 +150,6 @@ class FaissStore:
     def vector(self, row: int) -> np.ndarray:
         return self.index.reconstruct(int(row))
 
-
     def search(self, vector: np.ndarray, k: int, scope: Scope | None = None) -> list[tuple[int, float]]:
         import faiss
 
@@ -256,7 +255,8 @@ def _batches(items: list, size: int = MILVUS_BATCH):
 
 
 def sync_milvus(config: VectorStoreConfig, chunks: list[Chunk], vectors: np.ndarray, embedder: dict) -> list[str]:
-    """Insert the chunks the collection lacks; return the ids it holds that the table no longer has.
+    """Upsert the chunks the collection lacks or holds with other source/issuer/year; return the ids
+    it holds that the table no longer has.
 
     The caller deletes those (``delete_milvus_ids``) once the new index version
     is live, so the version being served keeps its vectors until then. A

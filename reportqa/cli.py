@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from .config import Settings
 from retrieval.models import report_label
 
+from .config import Settings
 from .errors import InvalidQuestion, ReportQAError
 
 
@@ -74,10 +74,9 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...]) -> None:
     for source, reason in result.skipped:
         click.secho(f"warning: skipped {reason}", fg="yellow", err=True)
     m = result.manifest
-    indexed = sum(1 for s in m.sources if s["status"] == "indexed")
     click.echo(f"{len(result.parsed)} parsed and embedded, {len(result.reused)} unchanged, "
                f"{len(result.removed)} removed, {len(result.skipped)} skipped.", err=True)
-    click.echo(f"Indexed {indexed} report(s): {m.chunk_count} chunks, {m.sentence_count} sentences, "
+    click.echo(f"Indexed {len(m.indexed())} report(s): {m.chunk_count} chunks, {m.sentence_count} sentences, "
                f"embedder {m.embedder['name']} ({m.embedder['dim']}-dim) -> {qa.settings.index_path}")
 
 

@@ -145,7 +145,7 @@ class ReportQA:
         self._reranker = reranker
         self._llm = make_llm_answerer(self.settings)
         self._retriever = HybridRetriever(index, mode=self.settings.retrieval_mode)
-        self._catalogue = ReportCatalogue(tuple(s for s in index.manifest.sources if s.get("status") == "indexed"))
+        self._catalogue = ReportCatalogue(tuple(index.manifest.indexed()))
         self._answerer = ExtractiveAnswerer(index, self.answer_settings)
         self._answerer.question_terms("预热")  # load jieba's dictionaries now, not on a citizen's first question
         self._index = index  # last: a ReportQA is loaded only when every part is
@@ -164,7 +164,7 @@ class ReportQA:
 
     def reports(self) -> list[dict]:
         """The indexed reports: source, title, issuer, year, url (what a Scope can name)."""
-        return [s for s in self.index.manifest.sources if s.get("status") == "indexed"]
+        return self.index.manifest.indexed()
 
     @staticmethod
     def _grounded(answer: Answer) -> Answer:

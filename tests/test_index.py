@@ -111,7 +111,7 @@ def test_crash_while_writing_leaves_the_previous_index_serving(settings, monkeyp
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("killed mid-write")
 
-    monkeypatch.setattr(store, "_fsync_write", crash)  # dies after FAISS and BM25 files, before the manifest
+    monkeypatch.setattr(store, "write_durably", crash)  # dies after FAISS and BM25 files, before the manifest
     with pytest.raises(KeyboardInterrupt):
         ReportQA(settings).ingest()
     monkeypatch.undo()
