@@ -24,7 +24,7 @@ from retrieval.grounding import ungrounded_claims
 from retrieval.llm import LLMEvent, make_llm_answerer
 from retrieval.models import Answer, Hit, Turn
 from retrieval.rerank import make_reranker
-from retrieval.scope import ReportCatalogue, Scope
+from retrieval.scope import ReportCatalogue, Scope, report_title
 from retrieval.search import HybridRetriever
 
 from .config import Settings
@@ -160,7 +160,7 @@ class ReportQA:
 
     def titles(self) -> list[str]:
         """Titles of the indexed reports, for the page header."""
-        return [s.get("title") or s["source"] for s in self.reports()]
+        return [report_title(s) for s in self.reports()]
 
     def reports(self) -> list[dict]:
         """The indexed reports: source, title, issuer, year, url (what a Scope can name)."""

@@ -30,6 +30,11 @@ class Scope:
         return " and ".join(parts)
 
 
+def report_title(report: dict) -> str:
+    """A manifest source row's title, or its file name when the report has none."""
+    return report.get("title") or report["source"]
+
+
 def scope_choices(reports: list[dict]) -> list[tuple[str, str]]:
     """(label, value) pairs for a chooser: all reports, then each year, issuing body and report.
 
@@ -41,7 +46,7 @@ def scope_choices(reports: list[dict]) -> list[tuple[str, str]]:
     choices = [("全部报告", "")]
     choices += [(f"{y}年的报告", f"year:{y}") for y in years] if len(years) > 1 else []
     choices += [(f"{i}的报告", f"issuer:{i}") for i in issuers] if len(issuers) > 1 else []
-    choices += [(f"《{r.get('title') or r['source']}》", f"source:{r['source']}") for r in reports]
+    choices += [(f"《{report_title(r)}》", f"source:{r['source']}") for r in reports]
     return choices
 
 

@@ -43,7 +43,7 @@ from ingest.build import document_text  # noqa: E402
 from reportqa.errors import InvalidQuestion, ReportQAError  # noqa: E402
 from reportqa.feedback import MAX_COMMENT_CHARS, FeedbackStore, default_feedback_path  # noqa: E402
 from retrieval.models import Answer, Citation, Turn, report_label  # noqa: E402
-from retrieval.scope import Scope, parse_scope, scope_choices  # noqa: E402
+from retrieval.scope import Scope, parse_scope, report_title, scope_choices  # noqa: E402
 
 from .staff import STAFF_CSS, StaffEval, build_add_form, build_staff_tab, staff_credentials, strip_markers  # noqa: E402
 
@@ -461,7 +461,7 @@ def _build_report_tab(qa, request: gr.Textbox) -> None:
     """
     reports = _reports(qa)
     first = reports[0]["source"] if reports else None
-    pick = gr.Dropdown(choices=[(f"《{r.get('title') or r['source']}》", r["source"]) for r in reports],
+    pick = gr.Dropdown(choices=[(f"《{report_title(r)}》", r["source"]) for r in reports],
                        value=first, label="选择报告", elem_id="rqa-report-pick", visible=len(reports) > 1,
                        filterable=True)
     shown = gr.HTML(render_report_html(_source_text(qa, first)), elem_id="rqa-report", padding=False)
