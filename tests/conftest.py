@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,13 @@ def many_reports(tmp_path_factory) -> Path:
     write_variant(data / "raw", "鞍山", 2021)
     ReportQA(Settings(data_dir=data)).ingest()
     return data
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on, for an app a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 # Debian's chromium, headless as root, with none of its background fetches (the network is closed).

@@ -5,12 +5,12 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import re  # noqa: E402
-import socket  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from conftest import free_port  # noqa: E402
 from reportqa.feedback import FeedbackStore  # noqa: E402
 from ui import launch  # noqa: E402
 
@@ -24,17 +24,11 @@ USER, PASSWORD = "staff", "正确的密码-123"
 ANSWER_TIMEOUT = 60_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(qa, tmp: Path, mp: pytest.MonkeyPatch):
     gradio_tmp = str(tmp / "gradio_tmp")
     mp.setenv("GRADIO_TEMP_DIR", gradio_tmp)
     mp.setattr("gradio.routes.DEFAULT_TEMP_DIR", gradio_tmp)
-    return launch(qa, port=_free_port(), eval_set_path=tmp / "evals" / "qa.jsonl", eval_out_dir=tmp / "out",
+    return launch(qa, port=free_port(), eval_set_path=tmp / "evals" / "qa.jsonl", eval_out_dir=tmp / "out",
                   feedback_path=tmp / "feedback.db", prevent_thread_lock=True, quiet=True)
 
 

@@ -7,9 +7,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import time  # noqa: E402
 
 import pytest  # noqa: E402
-from test_browser import ANSWER_TIMEOUT, SCREENSHOTS, STATIONS, _ask, _free_port, _serve  # noqa: E402
+from test_browser import ANSWER_TIMEOUT, SCREENSHOTS, STATIONS, _ask, _serve  # noqa: E402
 
-from conftest import SHENYANG_URL  # noqa: E402
+from conftest import SHENYANG_URL, free_port  # noqa: E402
 from reportqa.config import Settings  # noqa: E402
 from reportqa.service import ReportQA  # noqa: E402
 from ui import launch  # noqa: E402
@@ -85,7 +85,7 @@ def test_a_full_queue_says_so_in_chinese(qa, browser, tmp_path):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio_tmp"))
-        demo = launch(SlowQA(qa), port=_free_port(), eval_set_path=tmp_path / "qa.jsonl", eval_out_dir=tmp_path / "out",
+        demo = launch(SlowQA(qa), port=free_port(), eval_set_path=tmp_path / "qa.jsonl", eval_out_dir=tmp_path / "out",
                       feedback_path=tmp_path / "feedback.db", concurrency_limit=1, max_size=1,
                       prevent_thread_lock=True, quiet=True)
     contexts = [browser.new_context(locale="zh-CN") for _ in range(3)]

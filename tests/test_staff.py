@@ -8,13 +8,12 @@ import inspect  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
-import socket  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-from conftest import CHROMIUM_ARGS  # noqa: E402
+from conftest import free_port  # noqa: E402
 
 from evals import CitedPassage, EvalItem, ItemResult, LoadError, Passage, Response, load_eval_set  # noqa: E402
 from evals.report import failure_reasons  # noqa: E402
@@ -281,12 +280,6 @@ def test_an_empty_set_is_a_chinese_message(qa, tmp_path):
 
 # ---------------------------------------------------------------- in a real browser
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def served(qa, small_set, tmp_path):
     with pytest.MonkeyPatch.context() as mp:
@@ -295,7 +288,7 @@ def served(qa, small_set, tmp_path):
         mp.setattr("gradio.routes.DEFAULT_TEMP_DIR", gradio_tmp)
         mp.setenv("REPORTQA_STAFF_USER", "staff")
         mp.setenv("REPORTQA_STAFF_PASSWORD", "pw-for-tests")
-        demo = launch(qa, port=_free_port(), eval_set_path=small_set, eval_out_dir=tmp_path / "out",
+        demo = launch(qa, port=free_port(), eval_set_path=small_set, eval_out_dir=tmp_path / "out",
                       feedback_path=tmp_path / "feedback.db",
                       prevent_thread_lock=True, quiet=True)
         try:
@@ -306,45 +299,39 @@ def served(qa, small_set, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:::gradio.queueing")
-def test_in_a_browser_run_the_evaluation_then_file_a_chat_question(served, small_set, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+def test_in_a_browser_run_the_evaluation_then_file_a_chat_question(served, small_set, tmp_path, page):
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
-            page.goto(served.local_url)
-            # Never wait for network idle: Gradio keeps a stream open.
-            page.get_by_role("tab", name="工作人员").click()
-            page.get_by_label("用户名").fill("staff")
-            page.get_by_label("密码").fill("pw-for-tests")
-            page.get_by_role("button", name="登录").click()
-            table = page.locator("#rqa-set-table")
-            expect(table).to_contain_text(PLANTED, timeout=30_000)
-            page.locator("#rqa-run-eval").click()
-            # (the progress bar over every output also says "正在评测 langchain"; wait for the end)
-            expect(page.locator("#rqa-run-status")).to_contain_text("完成：8 题", timeout=180_000)
-            expect(page.locator("#rqa-summary")).to_contain_text("事实准确率")
-            expect(page.locator("#rqa-summary")).to_contain_text("langchain")
-            expect(page.locator("#rqa-failures")).to_contain_text(PLANTED, timeout=30_000)
-            expect(page.locator("#rqa-chart img")).to_be_visible(timeout=30_000)
-            expect(table).to_contain_text("未通过")
-            page.screenshot(path=tmp_path / "staff.png", full_page=True)
-            shutil.copy(tmp_path / "staff.png", "/tmp/staff.png")  # for a person to look at
+    page.goto(served.local_url)
+    # Never wait for network idle: Gradio keeps a stream open.
+    page.get_by_role("tab", name="工作人员").click()
+    page.get_by_label("用户名").fill("staff")
+    page.get_by_label("密码").fill("pw-for-tests")
+    page.get_by_role("button", name="登录").click()
+    table = page.locator("#rqa-set-table")
+    expect(table).to_contain_text(PLANTED, timeout=30_000)
+    page.locator("#rqa-run-eval").click()
+    # (the progress bar over every output also says "正在评测 langchain"; wait for the end)
+    expect(page.locator("#rqa-run-status")).to_contain_text("完成：8 题", timeout=180_000)
+    expect(page.locator("#rqa-summary")).to_contain_text("事实准确率")
+    expect(page.locator("#rqa-summary")).to_contain_text("langchain")
+    expect(page.locator("#rqa-failures")).to_contain_text(PLANTED, timeout=30_000)
+    expect(page.locator("#rqa-chart img")).to_be_visible(timeout=30_000)
+    expect(table).to_contain_text("未通过")
+    page.screenshot(path=tmp_path / "staff.png", full_page=True)
+    shutil.copy(tmp_path / "staff.png", "/tmp/staff.png")  # for a person to look at
 
-            page.get_by_role("tab", name="市民问答").click()
-            page.locator("#rqa-question textarea").fill(STATIONS)
-            page.locator("#rqa-question textarea").press("Enter")
-            expect(page.locator("#rqa-chat")).to_contain_text("1726", timeout=60_000)
-            page.get_by_text("加入评测集（工作人员）").click()
-            expect(page.locator("#rqa-add-question textarea")).to_have_value(STATIONS, timeout=30_000)
-            expect(page.locator("#rqa-add-id input, #rqa-add-id textarea").first).to_have_value("staff-001")
-            page.locator("#rqa-add-button").click()
-            expect(page.locator("#rqa-add-status")).to_contain_text("已加入：staff-001", timeout=30_000)
-            page.screenshot(path=tmp_path / "chat.png", full_page=True)
-            shutil.copy(tmp_path / "chat.png", "/tmp/staff-chat.png")
-        finally:
-            browser.close()
+    page.get_by_role("tab", name="市民问答").click()
+    page.locator("#rqa-question textarea").fill(STATIONS)
+    page.locator("#rqa-question textarea").press("Enter")
+    expect(page.locator("#rqa-chat")).to_contain_text("1726", timeout=60_000)
+    page.get_by_text("加入评测集（工作人员）").click()
+    expect(page.locator("#rqa-add-question textarea")).to_have_value(STATIONS, timeout=30_000)
+    expect(page.locator("#rqa-add-id input, #rqa-add-id textarea").first).to_have_value("staff-001")
+    page.locator("#rqa-add-button").click()
+    expect(page.locator("#rqa-add-status")).to_contain_text("已加入：staff-001", timeout=30_000)
+    page.screenshot(path=tmp_path / "chat.png", full_page=True)
+    shutil.copy(tmp_path / "chat.png", "/tmp/staff-chat.png")
 
     item = load_eval_set(small_set).items[-1]
     assert (item.id, item.question, item.answerable, item.category) == ("staff-001", STATIONS, True, "fact")

@@ -8,13 +8,13 @@ import html  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
-import socket  # noqa: E402
 import urllib.request  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+from conftest import free_port  # noqa: E402
 from reportqa.config import Settings  # noqa: E402
 from reportqa.service import ReportQA  # noqa: E402
 
@@ -195,12 +195,6 @@ def test_app_has_the_chat_and_the_staff_tab_with_eval_paths_beside_the_data(qa):
 
 # (Gradio's queue calls pandas APIs that pandas 3 deprecates; those warnings are filtered below.)
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(qa, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
@@ -208,7 +202,7 @@ def served(qa, tmp_path_factory):
         mp.setenv("GRADIO_TEMP_DIR", gradio_tmp)  # uploads and caches, read when the app is built
         # ...and the folder Gradio read at import time, which create_app makes a subfolder in.
         mp.setattr("gradio.routes.DEFAULT_TEMP_DIR", gradio_tmp)
-        demo = launch(qa, port=_free_port(), prevent_thread_lock=True, quiet=True)
+        demo = launch(qa, port=free_port(), prevent_thread_lock=True, quiet=True)
         try:
             yield demo
         finally:
