@@ -8,7 +8,6 @@ that lets one evaluation run at a time; the ``make_*`` callbacks are thin.
 """
 from __future__ import annotations
 
-import hmac
 import html
 import json
 import os
@@ -34,6 +33,7 @@ from retrieval.followup import is_follow_up
 from retrieval.grounding import CITATION_MARKER, NUMBER, TITLE, answer_body, normalise
 from retrieval.models import Answer, Turn
 
+from .auth import StaffSessions, check_password
 from .staff_feedback import VOTE_CHOICES, feedback_table, history_turns, make_feedback_refresh, make_pick_row, row_quotes
 
 logger = logging.getLogger(__name__)
@@ -181,6 +181,8 @@ _REASONS_ZH: list[tuple[re.Pattern, str]] = [(re.compile(p), zh) for p, zh in [
     (r"^Field required", "缺少此项"),
     (r"^Extra inputs are not permitted", "不认识的字段，请删除"),
     (r"^String should have at least 1 character", "不能为空"),
+    (r"^String should have at most (\d+) characters?", r"太长，最多 \1 字"),
+    (r"^List should have at most (\d+) items?", r"条目太多，最多 \1 条"),
     (r"^Input should be 'fact'", "只能是 " + "、".join(CATEGORIES) + " 之一"),
     (r"^Input should be a valid boolean", "应为 true 或 false"),
     (r"^Input should be a valid string", "应为文字"),
@@ -389,8 +391,11 @@ class StaffEval:
     """Where the set and the output files live, and the lock that lets one evaluation run at a time."""
 
     def __init__(self, qa, eval_set_path: Path | str, eval_out_dir: Path | str,
-                 systems: Sequence[str] = SYSTEM_NAMES):
+                 systems: Sequence[str] = SYSTEM_NAMES, allows: Callable[[object], bool] = bool):
         self.qa = qa
+        # Whether a session may see and change staff data: in the app, ui.auth.StaffSessions.valid on the
+        # session's token; a plain truth test where tests call the callbacks directly.
+        self.allows = allows
         self.eval_set_path = Path(eval_set_path)
         self.eval_out_dir = Path(eval_out_dir)
         self.systems = tuple(systems)
@@ -586,11 +591,25 @@ def make_add_callback(staff: StaffEval):
 
 # ---------------------------------------------------------------- layout
 
-def build_add_form(staff: StaffEval, last_answer: gr.State, title: str = "加入评测集（工作人员）",
-                   elem_prefix: str = "rqa-add", visible: bool = True, authed: gr.State | None = None):
+def _gated(staff: StaffEval, fn: Callable, n_outputs: int, warn: bool = True) -> Callable:
+    """``fn`` behind the staff session: the event's first input is the session's token (a server-side
+    ``gr.State``); for a session that has not logged in (or whose login expired) nothing is read or written."""
+
+    def gated(session, *args):
+        if not staff.allows(session):
+            if warn:
+                _warn(LOGIN_FIRST_ZH)
+            return _skip(n_outputs) if n_outputs != 1 else gr.skip()
+        return fn(*args)
+
+    return gated
+
+
+def build_add_form(staff: StaffEval, last_answer: gr.State, session: gr.State, title: str = "加入评测集（工作人员）",
+                   elem_prefix: str = "rqa-add", visible: bool = True):
     """The closed accordion of the add-to-set form. Returns (the accordion, the ``.then(**...)`` arguments
     that prefill it from ``last_answer``); chain those after every event that answers a question.
-    With ``authed``, 加入评测集 writes only for a session that logged in to the staff pages."""
+    Both prefilling and 加入评测集 check the staff ``session`` (its token State) first."""
     with gr.Accordion(title, open=False, visible=visible, elem_id=elem_prefix) as accordion:
         gr.Markdown("把问题加入评测集。已按回答预填，请核对修改后再加入；证据原文和必含事实每行一条。")
         history = gr.State([])
@@ -611,24 +630,20 @@ def build_add_form(staff: StaffEval, last_answer: gr.State, title: str = "加入
         status = gr.HTML(elem_id=f"{elem_prefix}-status")
 
     fields = [item_id, question, answerable, category, reference, evidence, facts]
-    add_fn = make_add_callback(staff)
-    if authed is not None:
-        def add_fn(logged_in, *form, _add=add_fn):
-            if not logged_in:
-                _warn(LOGIN_FIRST_ZH)
-                return gr.skip(), gr.skip()
-            return _add(*form)
-    add.click(add_fn, inputs=([authed] if authed is not None else []) + [*fields, history, with_history],
+    add.click(_gated(staff, make_add_callback(staff), 2), inputs=[session, *fields, history, with_history],
               outputs=[status, item_id], api_visibility="private")
-    return accordion, dict(fn=make_prefill_callback(staff), inputs=[last_answer],
-                           outputs=[*fields, history, with_history, history_html], api_visibility="private")
+    prefill_outputs = [*fields, history, with_history, history_html]
+    return accordion, dict(fn=_gated(staff, make_prefill_callback(staff), len(prefill_outputs), warn=False),
+                           inputs=[session, last_answer], outputs=prefill_outputs, api_visibility="private")
 
 
 # ---------------------------------------------------------------- staff login
 
 STAFF_USER_ENV, STAFF_PASSWORD_ENV = "REPORTQA_STAFF_USER", "REPORTQA_STAFF_PASSWORD"
 LOGIN_FAILED_ZH = "用户名或密码不正确。"
-LOGIN_FIRST_ZH = "请先在“工作人员”页登录。"
+LOGIN_WAIT_ZH = "登录失败次数过多，请 {seconds} 秒后再试。"
+LOGIN_FIRST_ZH = "请先在“工作人员”页登录（登录 30 分钟无操作或 8 小时后需重新登录）。"
+LOGGED_OUT_ZH = "已退出登录。"
 NOT_CONFIGURED_ZH = (f"工作人员页面尚未启用。请在启动服务前设置环境变量 {STAFF_USER_ENV}（用户名）和 "
                      f"{STAFF_PASSWORD_ENV}（密码），然后重新启动，例如：{STAFF_USER_ENV}=admin "
                      f"{STAFF_PASSWORD_ENV}=一个足够长的密码 reportqa serve")
@@ -644,25 +659,24 @@ def staff_credentials(environ=None) -> tuple[str, str] | None:
     return (user, password) if user and password else None
 
 
-def check_login(credentials: tuple[str, str] | None, user: str, password: str) -> bool:
-    """Constant-time comparison of both fields (no early exit on the user name)."""
-    if credentials is None:
-        return False
-    user_ok = hmac.compare_digest((user or "").encode("utf-8"), credentials[0].encode("utf-8"))
-    password_ok = hmac.compare_digest((password or "").encode("utf-8"), credentials[1].encode("utf-8"))
-    return user_ok and password_ok
+check_login = check_password  # (credentials, user, password) -> bool, compared in constant time
 
 
-def build_staff_tab(demo: gr.Blocks, staff: StaffEval, feedback: FeedbackStore | None = None,
-                    authed: gr.State | None = None, credentials: tuple[str, str] | None = None,
-                    reveal: Sequence[gr.components.Component] = ()) -> gr.Tab:
+def _client(request: gr.Request | None) -> str:
+    """The address a request came from, for the login back-off and the log."""
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", "") or "unknown")
+
+
+def build_staff_tab(demo: gr.Blocks, staff: StaffEval, sessions: StaffSessions, session: gr.State,
+                    feedback: FeedbackStore | None = None, reveal: Sequence[gr.components.Component] = ()) -> gr.Tab:
     """The 工作人员 tab, behind a login: 评测 (the set as a filterable table, 运行评测 with a progress bar,
-    the results) and 反馈 (citizens' votes, export, a 👎 into the set). ``reveal`` are shown on login."""
-    authed = authed if authed is not None else gr.State(False)
+    the results) and 反馈 (citizens' votes, export, a 👎 into the set). ``session`` holds the token of the
+    browser session's login (``ui.auth.StaffSessions``); ``reveal`` are shown on login, hidden on logout."""
     with gr.Tab("工作人员", id="staff", elem_id="rqa-staff") as tab:
-        if credentials is None:
+        if not sessions.enabled:
             gr.HTML(status_html(NOT_CONFIGURED_ZH, ok=False), elem_id="rqa-staff-locked")
-        with gr.Column(visible=credentials is not None, elem_id="rqa-login") as login_box:
+        with gr.Column(visible=sessions.enabled, elem_id="rqa-login") as login_box:
             gr.HTML('<p class="rqa-meta">工作人员页面需要登录（市民问答无需登录）。</p>')
             with gr.Row():
                 user = gr.Textbox(label="用户名", max_lines=1, elem_id="rqa-login-user")
@@ -670,34 +684,51 @@ def build_staff_tab(demo: gr.Blocks, staff: StaffEval, feedback: FeedbackStore |
             login = gr.Button("登录", variant="primary", elem_id="rqa-login-button")
             login_status = gr.HTML(elem_id="rqa-login-status")
         with gr.Column(visible=False, elem_id="rqa-staff-content") as content:
+            with gr.Row():
+                gr.HTML('<p class="rqa-meta">已登录为工作人员。</p>', padding=False)
+                logout = gr.Button("退出登录", size="sm", scale=0, min_width=100, elem_id="rqa-logout")
             with gr.Tabs():
                 with gr.Tab("评测", id="staff-eval", elem_id="rqa-staff-eval"):
-                    refresh_io = _build_eval_view(staff, authed)
+                    refresh_io, eval_clear = _build_eval_view(staff, session)
                 with gr.Tab("反馈", id="staff-feedback", elem_id="rqa-staff-feedback"):
-                    feedback_io = _build_feedback_view(staff, feedback, authed)
+                    feedback_io, feedback_clear = _build_feedback_view(staff, feedback, session)
 
-    def log_in(user_name: str, secret: str):
-        if not check_login(credentials, user_name, secret):
-            _warn(LOGIN_FAILED_ZH)
-            return (False, gr.skip(), gr.skip(), status_html(LOGIN_FAILED_ZH, ok=False), "",
+    def log_in(user_name: str, secret: str, request: gr.Request):
+        outcome = sessions.log_in(user_name, secret, _client(request))
+        if outcome.token is None:
+            message = (LOGIN_WAIT_ZH.format(seconds=max(1, round(outcome.wait_s))) if outcome.wait_s
+                       else LOGIN_FAILED_ZH)
+            _warn(message)
+            return (gr.skip(), gr.skip(), gr.skip(), status_html(message, ok=False), "",
                     *(gr.skip() for _ in reveal))
-        return (True, gr.update(visible=False), gr.update(visible=True), "", "",
+        return (outcome.token, gr.update(visible=False), gr.update(visible=True), "", "",
                 *(gr.update(visible=True) for _ in reveal))
 
     login_event = dict(fn=log_in, inputs=[user, password],
-                       outputs=[authed, login_box, content, login_status, password, *reveal], api_visibility="private")
+                       outputs=[session, login_box, content, login_status, password, *reveal], api_visibility="private")
     done = login.click(**login_event)
     done_enter = password.submit(**login_event)
     for event in (done, done_enter):
         event.then(**refresh_io).then(**feedback_io)
     tab.select(**refresh_io)
+
+    cleared = [*eval_clear, *feedback_clear]  # (component, its empty value): staff data off the page
+
+    def log_out(token):
+        sessions.log_out(token)
+        return (None, gr.update(visible=sessions.enabled), gr.update(visible=False), status_html(LOGGED_OUT_ZH),
+                *(gr.update(visible=False) for _ in reveal), *(value for _, value in cleared))
+
+    logout.click(log_out, inputs=[session],
+                 outputs=[session, login_box, content, login_status, *reveal, *(c for c, _ in cleared)],
+                 api_visibility="private")
     return tab
 
 
-def _build_eval_view(staff: StaffEval, authed: gr.State) -> dict:
-    """The evaluation: returns the arguments of the event that reloads the set table."""
-    gr.HTML(f'<p class="rqa-meta">评测集：{_esc(staff.eval_set_path)} · 结果文件：{_esc(staff.eval_out_dir)} · '
-            f"对比系统：{_esc('、'.join(staff.systems))}</p>")
+def _build_eval_view(staff: StaffEval, session: gr.State) -> tuple[dict, list]:
+    """The evaluation: returns the arguments of the event that reloads the set table, and the
+    (component, empty value) pairs a logout resets."""
+    where = gr.HTML(elem_id="rqa-eval-paths")  # filled after login: server paths are for staff only
     items = gr.State([])
     passed = gr.State({})
     errors = gr.HTML(elem_id="rqa-load-errors")
@@ -720,35 +751,42 @@ def _build_eval_view(staff: StaffEval, authed: gr.State) -> dict:
 
     refresh_fn, run_fn = make_refresh_callback(staff), make_run_callback(staff)
 
-    # Every staff callback checks the session's login, not only the page's visibility.
-    def refresh(logged_in: bool, category_: str, result_: str, passed_: dict | None):
-        return refresh_fn(category_, result_, passed_) if logged_in else _skip(3)
+    def refresh(category_: str, result_: str, passed_: dict | None):
+        return (eval_paths_html(staff), *refresh_fn(category_, result_, passed_))
 
-    def run_gated(logged_in: bool, category_: str, result_: str, progress=gr.Progress()):
-        if not logged_in:
+    # Every staff callback checks the session's login, not only the page's visibility.
+    def run_gated(token, category_: str, result_: str, progress=gr.Progress()):
+        if not staff.allows(token):
             _warn(LOGIN_FIRST_ZH)
             return _skip(len(RUN_OUTPUTS))
         return run_fn(category_, result_, progress)
 
-    refresh_io = dict(fn=refresh, inputs=[authed, category, result, passed], outputs=[errors, table, items],
-                      api_visibility="private")
+    refresh_io = dict(fn=_gated(staff, refresh, 4, warn=False), inputs=[session, category, result, passed],
+                      outputs=[where, errors, table, items], api_visibility="private")
     reload.click(**refresh_io)
-    filter_io = dict(inputs=[items, passed, category, result], outputs=[table], api_visibility="private")
-    category.change(make_filter_callback(), **filter_io)
-    result.change(make_filter_callback(), **filter_io)
+    filter_io = dict(inputs=[session, items, passed, category, result], outputs=[table], api_visibility="private")
+    category.change(_gated(staff, make_filter_callback(), 1, warn=False), **filter_io)
+    result.change(_gated(staff, make_filter_callback(), 1, warn=False), **filter_io)
     run_outputs = dict(status=status, errors=errors, table=table, items=items, passed=passed, summary=summary,
                        categories=categories, chart=chart, failures=failures)
     # No queue limit here: a second click must reach the lock and be told a run is going, not wait behind it.
-    run.click(run_gated, inputs=[authed, category, result], outputs=[run_outputs[n] for n in RUN_OUTPUTS],
+    run.click(run_gated, inputs=[session, category, result], outputs=[run_outputs[n] for n in RUN_OUTPUTS],
               concurrency_limit=None, api_visibility="private")
-    return refresh_io
+    cleared = [(where, ""), (errors, ""), (table, set_table([], {})), (items, []), (passed, {}), (status, ""),
+               (summary, None), (categories, None), (chart, None), (failures, "")]
+    return refresh_io, cleared
 
 
-def _build_feedback_view(staff: StaffEval, store: FeedbackStore | None, authed: gr.State) -> dict:
+def eval_paths_html(staff: StaffEval) -> str:
+    return (f'<p class="rqa-meta">评测集：{_esc(staff.eval_set_path)} · 结果文件：{_esc(staff.eval_out_dir)} · '
+            f"对比系统：{_esc('、'.join(staff.systems))}</p>")
+
+
+def _build_feedback_view(staff: StaffEval, store: FeedbackStore | None, session: gr.State) -> tuple[dict, list]:
     """Citizens' votes: filters, the table, CSV/JSONL export, and a 👎 into the add form.
-    Returns the arguments of the event that reloads the table."""
+    Returns the arguments of the event that reloads the table, and what a logout resets."""
     store = store or FeedbackStore(Path(staff.qa.settings.data_dir) / "feedback.db")
-    gr.HTML(f'<p class="rqa-meta">反馈数据库：{_esc(store.path)}</p>')
+    where = gr.HTML(elem_id="rqa-fb-path")  # filled after login
     with gr.Row():
         vote = gr.Dropdown(VOTE_CHOICES, value=ALL, label="评价", scale=1, elem_id="rqa-fb-vote")
         since = gr.Textbox(label="起始日期", placeholder="YYYY-MM-DD", max_lines=1, scale=1, elem_id="rqa-fb-since")
@@ -764,13 +802,13 @@ def _build_feedback_view(staff: StaffEval, store: FeedbackStore | None, authed: 
         row_id = gr.Number(label="反馈编号", precision=0, scale=1, elem_id="rqa-fb-id")
         to_set = gr.Button("用这条 👎 反馈预填“加入评测集”", scale=2, elem_id="rqa-fb-to-set")
     picked = gr.State(None)
-    form, prefill_io = build_add_form(staff, picked, title="加入评测集（由反馈预填）", elem_prefix="rqa-fb-add",
-                                      authed=authed)
+    form, prefill_io = build_add_form(staff, picked, session, title="加入评测集（由反馈预填）",
+                                      elem_prefix="rqa-fb-add")
 
-    def choose(logged_in: bool, by_id: dict | None, chosen):
-        row = (by_id or {}).get(int(chosen)) if logged_in and chosen is not None else None
+    def choose(by_id: dict | None, chosen):
+        row = (by_id or {}).get(int(chosen)) if chosen is not None else None
         if row is None:
-            _warn("请先在表格中选一条反馈（填写或点选它的编号）。" if logged_in else LOGIN_FIRST_ZH)
+            _warn("请先在表格中选一条反馈（填写或点选它的编号）。")
             return gr.skip(), gr.skip()
         if row.vote != "down":
             _warn("只有 👎 的反馈需要加入评测集；这条是 👍。")
@@ -778,15 +816,24 @@ def _build_feedback_view(staff: StaffEval, store: FeedbackStore | None, authed: 
         return {"feedback": row}, gr.update(open=True)
 
     # Exports go beside Gradio's own temp files (GRADIO_TEMP_DIR when set), which are served from there.
-    refresh_io = dict(fn=make_feedback_refresh(store, os.environ.get("GRADIO_TEMP_DIR") or None),
-                      inputs=[authed, vote, since, until],
-                      outputs=[table, rows, csv_file, jsonl_file], api_visibility="private")
+    feedback_refresh = make_feedback_refresh(store, os.environ.get("GRADIO_TEMP_DIR") or None, allows=staff.allows)
+
+    def refresh(token, vote_: str, since_: str, until_: str):
+        shown = feedback_refresh(token, vote_, since_, until_)
+        path = (f'<p class="rqa-meta">反馈数据库：{_esc(store.path)}</p>' if staff.allows(token) else gr.skip())
+        return (path, *shown)
+
+    refresh_io = dict(fn=refresh, inputs=[session, vote, since, until],
+                      outputs=[where, table, rows, csv_file, jsonl_file], api_visibility="private")
     reload.click(**refresh_io)
     vote.change(**refresh_io)
-    table.select(make_pick_row(), inputs=[table], outputs=[row_id], api_visibility="private")
-    to_set.click(choose, inputs=[authed, rows, row_id], outputs=[picked, form], api_visibility="private") \
-        .then(**prefill_io)
-    return refresh_io
+    table.select(_gated(staff, make_pick_row(), 1, warn=False), inputs=[session, table], outputs=[row_id],
+                 api_visibility="private")
+    to_set.click(_gated(staff, choose, 2), inputs=[session, rows, row_id], outputs=[picked, form],
+                 api_visibility="private").then(**prefill_io)
+    cleared = [(where, ""), (table, feedback_table([])), (rows, {}), (csv_file, None), (jsonl_file, None),
+               (picked, None)]
+    return refresh_io, cleared
 
 
 __all__ = [

@@ -57,13 +57,14 @@ def _warn(message_zh: str) -> None:
     gr.Warning(message_zh, title="提示")
 
 
-def make_feedback_refresh(store: FeedbackStore, export_dir: Path | None = None):
-    """(authed, vote, since, until) -> (table, rows by id, csv file, jsonl file).
+def make_feedback_refresh(store: FeedbackStore, export_dir: Path | None = None, allows=bool):
+    """(session, vote, since, until) -> (table, rows by id, csv file, jsonl file); nothing unless ``allows(session)``
+    (the staff session check; in tests a plain truth test).
 
     The export files go to a fresh folder under ``export_dir`` (default: the system temp folder)."""
 
-    def refresh(authed: bool, vote: str, since: str, until: str):
-        if not authed:
+    def refresh(session, vote: str, since: str, until: str):
+        if not allows(session):
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
             rows = filtered_rows(store, vote, since, until)

@@ -1,0 +1,1 @@
+"""The ground every layer stands on: errors, shared types and text helpers; imports nothing of ours."""
