@@ -8,11 +8,17 @@ assembles the version from the parts of the files present now, so a removed
 file leaves the index. A part is written to a temporary folder and renamed, so
 an interrupted ingest keeps every finished file; the next run starts where it
 stopped. The live version is replaced only at the end (ingest.store).
+
+A part is reused only when its bytes hash to what was recorded when it was
+written (``parts.journal`` and the manifest): a part edited on disk is rebuilt
+from its report, never trusted.
 """
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -26,13 +32,18 @@ from reportqa.embeddings import Embedder
 from reportqa.errors import ReportFileError
 
 from .chunker import ChunkerSettings, chunk_document
-from .loader import SUPPORTED_SUFFIXES, find_reports, load_report, sidecar_path
+from .formats import ParseLimits
+from .loader import SUPPORTED_SUFFIXES, Converter, find_reports, load_report, scan_reports, sidecar_path
 from .models import Chunk
-from .store import PARTS, Manifest, read_manifest, write_durably, write_index
+from .sandbox import ConverterProcess
+from .store import PARTS, PARTS_JOURNAL, Manifest, read_manifest, write_durably, write_index
 from .text import tokenize
 from .vectors import VectorStoreConfig
 
+logger = logging.getLogger(__name__)
+
 DOCUMENT_TEXT = "document.txt"
+PART_FILES = ("chunks.jsonl", "chunks.npy", "sentences.npy", DOCUMENT_TEXT)  # what a part's hash covers
 Progress = Callable[[str], None]
 FileProgress = Callable[[int, int, str], None]  # (files done, files in all, the file just done)
 
@@ -106,34 +117,86 @@ def _part_key(name: str, fingerprint: str, chunker: ChunkerSettings, embedder: E
     return hashlib.sha256(made_from.encode()).hexdigest()[:24]
 
 
-def _read_part(folder: Path) -> Part | None:
-    """A finished part, or None when it is missing or unreadable (it is then rebuilt)."""
-    try:
-        with open(folder / "chunks.jsonl", encoding="utf-8") as handle:
-            rows = [json.loads(line) for line in handle if line.strip()]
-        part = Part([Chunk.from_dict(r["chunk"]) for r in rows], np.load(folder / "chunks.npy"),
-                    np.load(folder / "sentences.npy"), [r["tokens"] for r in rows])
-    except (OSError, ValueError, KeyError, TypeError):
+def _part_digest(files: dict[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for name in PART_FILES:
+        digest.update(name.encode() + b"\0" + str(len(files[name])).encode() + b"\0" + files[name])
+    return digest.hexdigest()
+
+
+def _read_part(folder: Path, expected_sha256: str | None) -> tuple[Part, str] | None:
+    """A finished part and its hash, or None when it is missing, unreadable, or not what was written
+    (its hash is not ``expected_sha256``, or none was recorded): it is then rebuilt from its report."""
+    if expected_sha256 is None:
         return None
-    part.text = (folder / DOCUMENT_TEXT).read_text(encoding="utf-8") if (folder / DOCUMENT_TEXT).is_file() else ""
+    try:
+        files = {name: (folder / name).read_bytes() for name in PART_FILES}
+    except OSError:
+        return None
+    sha256 = _part_digest(files)
+    if sha256 != expected_sha256:
+        logger.warning("index part %s differs from what was written; rebuilding it from its report", folder.name)
+        return None
+    try:
+        rows = [json.loads(line) for line in files["chunks.jsonl"].decode("utf-8").splitlines() if line.strip()]
+        part = Part([Chunk.from_dict(r["chunk"]) for r in rows], np.load(io.BytesIO(files["chunks.npy"])),
+                    np.load(io.BytesIO(files["sentences.npy"])), [r["tokens"] for r in rows],
+                    files[DOCUMENT_TEXT].decode("utf-8"))
+    except (ValueError, KeyError, TypeError):
+        return None
     n_sentences = sum(len(c.sentences) for c in part.chunks)
     if not part.text or len(part.chunk_vectors) != len(part.chunks) or len(part.sentence_vectors) != n_sentences:
         return None
-    return part
+    return part, sha256
 
 
-def _write_part(parts_dir: Path, key: str, part: Part) -> None:
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def _write_part(parts_dir: Path, key: str, part: Part) -> str:
+    """Write a part under ``key`` and record its hash in the journal; return the hash."""
+    files = {
+        "chunks.jsonl": "".join(json.dumps({"chunk": c.to_dict(), "tokens": t}, ensure_ascii=False) + "\n"
+                                for c, t in zip(part.chunks, part.tokens)).encode("utf-8"),
+        "chunks.npy": _npy_bytes(part.chunk_vectors),
+        "sentences.npy": _npy_bytes(part.sentence_vectors),
+        DOCUMENT_TEXT: part.text.encode("utf-8"),
+    }
     tmp = parts_dir / f".tmp-{key}-{uuid.uuid4().hex[:6]}"
     tmp.mkdir(parents=True)
-    np.save(tmp / "chunks.npy", part.chunk_vectors)
-    np.save(tmp / "sentences.npy", part.sentence_vectors)
-    (tmp / DOCUMENT_TEXT).write_text(part.text, encoding="utf-8")
-    write_durably(tmp / "chunks.jsonl", "".join(json.dumps({"chunk": c.to_dict(), "tokens": t}, ensure_ascii=False)
-                                                  + "\n" for c, t in zip(part.chunks, part.tokens)))
+    for name, data in files.items():
+        write_durably(tmp / name, data)
     try:
         os.rename(tmp, parts_dir / key)
     except OSError:  # another ingest finished the same part first: same content
         shutil.rmtree(tmp, ignore_errors=True)
+    sha256 = _part_digest(files)
+    with open(parts_dir.parent / PARTS_JOURNAL, "a", encoding="utf-8") as journal:  # one short line: appended whole
+        journal.write(f"{key} {sha256}\n")
+        journal.flush()
+        os.fsync(journal.fileno())
+    return sha256
+
+
+def _recorded_parts(index_dir: Path) -> dict[str, str]:
+    """part key -> hash recorded when it was written: the journal, then the live manifest."""
+    recorded: dict[str, str] = {}
+    try:
+        for line in (index_dir / PARTS_JOURNAL).read_text(encoding="utf-8").splitlines():
+            key, _, sha256 = line.partition(" ")
+            if key and sha256:
+                recorded[key] = sha256.strip()
+    except OSError:
+        pass
+    try:
+        recorded.update({s["part"]: s["part_sha256"] for s in read_manifest(index_dir).sources
+                         if s.get("part") and s.get("part_sha256")})
+    except Exception:  # noqa: BLE001 - no index yet, or a damaged one: nothing more is trusted
+        pass
+    return recorded
 
 
 def _vectors_by_text(part: Part | None) -> dict[str, np.ndarray]:
@@ -156,9 +219,10 @@ def _embed(texts: list[str], embedder: Embedder, known: dict[str, np.ndarray]) -
     return np.stack([known[t] for t in texts]).astype(np.float32)
 
 
-def _make_part(path: Path, root: Path, embedder: Embedder, chunker: ChunkerSettings, earlier: Part | None) -> Part:
+def _make_part(path: Path, root: Path, embedder: Embedder, chunker: ChunkerSettings, earlier: Part | None,
+               limits: ParseLimits, converter: Converter) -> Part:
     """Parse, chunk and embed one report (ReportFileError when it cannot be read)."""
-    doc = load_report(path, root)
+    doc = load_report(path, root, limits, converter)
     chunks = chunk_document(doc, chunker)
     known = _vectors_by_text(earlier)
     return Part(chunks,
@@ -179,48 +243,57 @@ def _previous_parts(index_dir: Path) -> dict[str, str]:
 def build_index(paths: list[Path], root: Path, index_dir: Path, embedder: Embedder,
                 chunker: ChunkerSettings = ChunkerSettings(), progress: Progress = lambda _: None,
                 vectors: VectorStoreConfig = VectorStoreConfig(),
-                on_file: FileProgress = lambda done, total, name: None) -> BuildResult:
+                on_file: FileProgress = lambda done, total, name: None,
+                limits: ParseLimits = ParseLimits()) -> BuildResult:
     """Index every report under ``paths``: new or changed files are parsed and embedded, the rest reused.
 
-    A file that cannot be read is skipped with its reason. Raises ReportFileError
-    when no file could be used; the live index is then untouched.
+    A file that cannot be read, is over one of ``limits`` or is not a regular
+    file (a link) is skipped with its reason. Raises ReportFileError when no
+    file could be used; the live index is then untouched.
     """
     import bm25s
 
     parts_dir = index_dir / PARTS
     previous = _previous_parts(index_dir)
-    files = find_reports(paths)
+    recorded = _recorded_parts(index_dir)
+    files, refused = scan_reports(paths)
+    for _, reason in refused:
+        progress(f"skipped {reason}")
     sources: list[dict] = []
     result_parts: list[Part] = []
-    skipped, parsed, reused = [], [], []
-    for done, path in enumerate(files, start=1):
-        name = _source_name(path, root)
-        stamp = file_stamp(path)  # before the hash: a file edited meanwhile then looks changed next time
-        fingerprint = file_fingerprint(path)
-        key = _part_key(name, fingerprint, chunker, embedder)
-        part = _read_part(parts_dir / key)
-        if part is not None:
-            reused.append(name)
-        else:
-            try:
-                earlier = _read_part(parts_dir / previous[name]) if name in previous else None
-                part = _make_part(path, root, embedder, chunker, earlier)
-            except ReportFileError as exc:
-                skipped.append((name, exc.message))
-                sources.append({"source": name, "sha256": fingerprint, "stamp": stamp, "status": "skipped",
-                                "reason": exc.message})
-                progress(f"skipped {exc.message}")
-                on_file(done, len(files), name)
-                continue
-            _write_part(parts_dir, key, part)
-            parsed.append(name)
-        first = part.chunks[0]
-        sources.append({"source": name, "sha256": fingerprint, "stamp": stamp, "status": "indexed",
-                        "title": first.doc_title,
-                        "issuer": first.issuer, "year": first.year, "url": first.url,
-                        "chunks": len(part.chunks), "part": key})
-        result_parts.append(part)
-        on_file(done, len(files), name)
+    skipped, parsed, reused = list(refused), [], []
+    with ConverterProcess(limits) as converter:
+        for done, path in enumerate(files, start=1):
+            name = _source_name(path, root)
+            stamp = file_stamp(path)  # before the hash: a file edited meanwhile then looks changed next time
+            fingerprint = file_fingerprint(path)
+            key = _part_key(name, fingerprint, chunker, embedder)
+            found = _read_part(parts_dir / key, recorded.get(key))
+            if found is not None:
+                part, part_sha256 = found
+                reused.append(name)
+            else:
+                try:
+                    earlier = _read_part(parts_dir / previous[name], recorded.get(previous[name])) \
+                        if name in previous else None
+                    part = _make_part(path, root, embedder, chunker, earlier[0] if earlier else None, limits,
+                                      converter)
+                except ReportFileError as exc:
+                    skipped.append((name, exc.message))
+                    sources.append({"source": name, "sha256": fingerprint, "stamp": stamp, "status": "skipped",
+                                    "reason": exc.message})
+                    progress(f"skipped {exc.message}")
+                    on_file(done, len(files), name)
+                    continue
+                part_sha256 = _write_part(parts_dir, key, part)
+                parsed.append(name)
+            first = part.chunks[0]
+            sources.append({"source": name, "sha256": fingerprint, "stamp": stamp, "status": "indexed",
+                            "title": first.doc_title,
+                            "issuer": first.issuer, "year": first.year, "url": first.url,
+                            "chunks": len(part.chunks), "part": key, "part_sha256": part_sha256})
+            result_parts.append(part)
+            on_file(done, len(files), name)
     if not result_parts:
         reasons = "; ".join(r for _, r in skipped) or (
             f"no {'/'.join(SUPPORTED_SUFFIXES)} reports under {', '.join(map(str, paths))}")
@@ -242,17 +315,21 @@ def build_index(paths: list[Path], root: Path, index_dir: Path, embedder: Embedd
     )
     version = write_index(index_dir, manifest, chunks, np.concatenate([p.chunk_vectors for p in result_parts]),
                           sentence_vectors, bm25, vectors)
-    _prune_parts(parts_dir, keep={s["part"] for s in sources if s.get("part")})
+    _prune_parts(parts_dir, {s["part"]: s["part_sha256"] for s in sources if s.get("part")})
     progress(f"wrote {version}")
     removed = sorted(set(previous) - {s["source"] for s in sources})
     return BuildResult(manifest, version, skipped, parsed, reused, removed)
 
 
-def _prune_parts(parts_dir: Path, keep: set[str]) -> None:
-    """Drop the parts of removed or changed files (and leftovers of interrupted runs)."""
+def _prune_parts(parts_dir: Path, keep: dict[str, str]) -> None:
+    """Drop the parts of removed or changed files (and leftovers of interrupted runs); the journal
+    is rewritten with the kept parts' hashes."""
     for child in parts_dir.iterdir():
         if child.name not in keep:
             shutil.rmtree(child, ignore_errors=True)
+    journal = parts_dir.parent / f".{PARTS_JOURNAL}.{uuid.uuid4().hex[:6]}"
+    write_durably(journal, "".join(f"{key} {sha256}\n" for key, sha256 in keep.items()))
+    os.replace(journal, parts_dir.parent / PARTS_JOURNAL)
 
 
 def document_text(index_dir: Path, source: dict) -> str:

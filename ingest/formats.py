@@ -22,6 +22,35 @@ from .structure import SUB_HEADING, TOP_HEADING
 
 
 @dataclass(frozen=True)
+class ParseLimits:
+    """What reading one report may cost; over a cap the file is skipped with the reason (docs/SECURITY.md).
+
+    The defaults are far above any real report (the national work report is
+    19,000 characters in 27 PDF pages; a large statistics yearbook a few hundred
+    pages) and far below what would take a 2-core server down.
+    """
+
+    max_file_bytes: int = 50 * 2**20
+    max_unpacked_bytes: int = 200 * 2**20  # a .docx's members, as its zip directory declares them
+    max_pages: int = 2000
+    max_chars: int = 3_000_000  # of text, after conversion
+    max_seconds: float = 60.0  # per file (ingest.sandbox)
+    max_memory_bytes: int = 2 * 2**30  # address space of the converter process (ingest.sandbox)
+
+    def __post_init__(self) -> None:
+        for name in ("max_file_bytes", "max_unpacked_bytes", "max_pages", "max_chars", "max_seconds",
+                     "max_memory_bytes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+
+def over_limit(name: str, what: str, value: float, limit: float, what_zh: str) -> ReportFileError:
+    """The error for a file over one of the caps: which cap, by how much."""
+    return ReportFileError(f"{name}: {what} {value:,.0f} is over the limit of {limit:,.0f}; skipped",
+                           f"{name}：{what_zh}超出上限，已跳过")
+
+
+@dataclass(frozen=True)
 class ConvertedText:
     """A report as parser-ready text; ``pages`` maps start offsets to 1-based page numbers (PDF only)."""
 
@@ -185,14 +214,30 @@ def _heading_level(paragraph) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def docx_to_text(path: Path, name: str) -> ConvertedText:
+def _check_unpacked_size(path: Path, name: str, limits: ParseLimits) -> None:
+    """Refuse a zip whose members would unpack past the cap, before anything is unpacked."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a zip: python-docx says so below, with the fix
+    if unpacked > limits.max_unpacked_bytes:
+        raise over_limit(name, "unpacked size (bytes)", unpacked, limits.max_unpacked_bytes, "解压后的大小")
+
+
+def docx_to_text(path: Path, name: str, limits: ParseLimits = ParseLimits()) -> ConvertedText:
     """Paragraphs and tables in document order; heading styles become Markdown headings."""
     import docx
     from docx.table import Table
 
+    _check_unpacked_size(path, name, limits)
     try:
         document = docx.Document(str(path))
         items = list(document.iter_inner_content())
+    except MemoryError:  # over the converter's memory cap (ingest.sandbox says so), not a damaged file
+        raise
     except Exception as exc:  # noqa: BLE001 - a bad zip, missing part or broken XML each raise their own type
         raise _unreadable(name, f"not a readable Word .docx file ({type(exc).__name__}: {exc}); "
                                 "open it in Word or WPS and save it again as .docx",
@@ -294,7 +339,7 @@ def _starts_paragraph(prev: _Line, line: _Line, pitch: float, full_width: float,
     return bool(_ENDS_SENTENCE.search(prev.text) and _opens_section(line))
 
 
-def pdf_to_text(path: Path, name: str) -> ConvertedText:
+def pdf_to_text(path: Path, name: str, limits: ParseLimits = ParseLimits()) -> ConvertedText:
     """The text layer of a PDF, wrapped lines joined back into paragraphs, with a page map."""
     import pypdf
 
@@ -303,8 +348,10 @@ def pdf_to_text(path: Path, name: str) -> ConvertedText:
         if reader.is_encrypted and not reader.decrypt(""):
             raise _unreadable(name, "the PDF is password-protected; remove the password and ingest again",
                               "PDF 文件有密码保护，请去除密码后重新导入")
+        if len(reader.pages) > limits.max_pages:
+            raise over_limit(name, "page count", len(reader.pages), limits.max_pages, "页数")
         pages = [_page_lines(page) for page in reader.pages]
-    except ReportFileError:
+    except (ReportFileError, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - pypdf raises many types on a damaged file
         raise _unreadable(name, f"not a readable PDF ({type(exc).__name__}: {exc}); "
@@ -347,12 +394,15 @@ def pdf_to_text(path: Path, name: str) -> ConvertedText:
 CONVERTERS = {".html": "html", ".htm": "html", ".docx": "docx", ".pdf": "pdf"}
 
 
-def convert_report(path: Path, name: str | None = None) -> ConvertedText:
-    """Parser-ready text of an .html, .htm, .docx or .pdf report; ReportFileError when unreadable."""
+def convert_report(path: Path, name: str | None = None, limits: ParseLimits = ParseLimits()) -> ConvertedText:
+    """Parser-ready text of an .html, .htm, .docx or .pdf report; ReportFileError when unreadable.
+
+    Runs in this process; ``ingest.sandbox.ConverterProcess`` runs it in a child with a time and memory cap.
+    """
     name = name or path.name
     kind = CONVERTERS[path.suffix.lower()]
     if kind == "html":
         return html_to_text(path.read_bytes(), name)
     if kind == "docx":
-        return docx_to_text(path, name)
-    return pdf_to_text(path, name)
+        return docx_to_text(path, name, limits)
+    return pdf_to_text(path, name, limits)

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
+from typing import Protocol
 
 from reportqa.errors import ReportFileError
 
-from .formats import CONVERTERS, ConvertedText, convert_report
+from .formats import CONVERTERS, ConvertedText, ParseLimits, convert_report, over_limit
 from .metadata import merge, title_metadata
 from .models import Document
 from .structure import parse_structure
@@ -18,35 +20,61 @@ SIDECAR_SUFFIX = ".meta.json"
 SIDECAR_FIELDS = {"title": str, "issuer": str, "year": int, "url": str}
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _is_report_file(path: Path) -> bool:
+def _looks_like_report(path: Path) -> bool:
     # ~$name.docx is Word's lock file, .name a hidden or editor temp file: never reports.
-    return (path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES
-            and not path.name.startswith(("~$", ".")))
+    return path.suffix.lower() in SUPPORTED_SUFFIXES and not path.name.startswith(("~$", "."))
+
+
+def _unsafe(path: Path) -> str | None:
+    """Why ``path`` must not be read as a report (a link, not a regular file), or None when it may be."""
+    if path.is_symlink():
+        return f"{path.name}: a symbolic link (only regular files inside the reports folder are read)"
+    if not path.is_file():
+        return f"{path.name}: not a regular file"
+    return None
+
+
+def scan_reports(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The report files under ``paths``, sorted for stable ids, and (name, reason) for each left out.
+
+    Only regular files are read: a symbolic link (to /etc/passwd, to the
+    evaluation set) is left out with the reason, and so is a linked folder,
+    which is not entered. Sidecars (``report.pdf.meta.json``) end in .json, so
+    they are never taken for reports.
+    """
+    found: list[Path] = []
+    refused: list[tuple[str, str]] = []
+    for path in paths:
+        if path.is_dir():  # the folder given may itself be a link (the operator's choice); links in it are not
+            for folder, dirs, files in os.walk(path):  # links to folders are listed, never followed
+                here = Path(folder)
+                for name in sorted(dirs):
+                    if (here / name).is_symlink():
+                        refused.append((name, f"{name}: a symbolic link to a folder (not followed)"))
+                for name in files:
+                    candidate = here / name
+                    if _looks_like_report(candidate):
+                        reason = _unsafe(candidate)
+                        refused.append((name, reason)) if reason else found.append(candidate)
+        elif path.is_symlink() or path.exists():
+            reason = _unsafe(path)
+            refused.append((path.name, reason)) if reason else found.append(path)
+        else:
+            raise ReportFileError(f"No such file or folder: {path}", f"找不到文件或文件夹：{path}")
+    return sorted(found), refused
 
 
 def find_reports(paths: list[Path]) -> list[Path]:
-    """Expand folders into the report files they hold, sorted for stable ids.
-
-    Sidecars (``report.pdf.meta.json``) end in .json, so they are never taken for reports.
-    """
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(p for p in sorted(path.rglob("*")) if _is_report_file(p))
-        elif path.exists():
-            found.append(path)
-        else:
-            raise ReportFileError(f"No such file or folder: {path}", f"找不到文件或文件夹：{path}")
-    return found
+    """The report files ``scan_reports`` would read (those it leaves out are not listed)."""
+    return scan_reports(paths)[0]
 
 
 def sidecar_path(path: Path) -> Path | None:
     """``report.pdf.meta.json`` next to the report, else ``report.meta.json``; None when neither exists."""
     for candidate in (path.with_name(path.name + SIDECAR_SUFFIX), path.with_name(path.stem + SIDECAR_SUFFIX)):
+        if candidate.is_symlink():
+            raise ReportFileError(f"{candidate.name}: the sidecar is a symbolic link; replace it with the file itself",
+                                  f"{candidate.name}：元数据文件是符号链接，已跳过")
         if candidate.is_file():
             return candidate
     return None
@@ -86,6 +114,22 @@ def read_sidecar(path: Path) -> dict:
     return {k: v for k, v in _read_sidecar_fields(path).items() if k != "title"}
 
 
+class Converter(Protocol):
+    """Turns an .html/.docx/.pdf file into text: in this process, or in a capped child (ingest.sandbox)."""
+
+    def convert(self, path: Path, name: str) -> ConvertedText: ...
+
+
+class InProcess:
+    """``convert_report`` in this process: tests, and callers reading one trusted file."""
+
+    def __init__(self, limits: ParseLimits = ParseLimits()):
+        self.limits = limits
+
+    def convert(self, path: Path, name: str) -> ConvertedText:
+        return convert_report(path, name, self.limits)
+
+
 def _read_plain_text(raw: bytes, name: str) -> ConvertedText:
     try:
         return ConvertedText(raw.decode("utf-8-sig"))
@@ -97,13 +141,16 @@ def _read_plain_text(raw: bytes, name: str) -> ConvertedText:
         ) from None
 
 
-def load_report(path: Path, root: Path | None = None) -> Document:
+def load_report(path: Path, root: Path | None = None, limits: ParseLimits = ParseLimits(),
+                converter: Converter | None = None) -> Document:
     """Read, convert and parse one report; raise ReportFileError when it is unusable.
 
     ``Document.text`` is the text the parser read: the file itself for .txt/.md, the
     converted text (one paragraph a line) for .html/.docx/.pdf; offsets point into it,
     and ``Document.pages`` maps them to PDF pages. A sidecar ``<file>.meta.json``
     overrides the parsed title, and gives issuer, year and URL (see ingest.metadata).
+    A file over one of ``limits`` is refused; ``converter`` converts .html/.docx/.pdf
+    (default: in this process).
     """
     name = str(path.relative_to(root)) if root and path.is_relative_to(root) else path.name
     suffix = path.suffix.lower()
@@ -112,9 +159,18 @@ def load_report(path: Path, root: Path | None = None) -> Document:
             f"{name}: unsupported file type {path.suffix!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}",
             f"{name}：不支持的文件类型 {path.suffix}，目前支持 {'、'.join(SUPPORTED_SUFFIXES)}",
         )
+    if reason := _unsafe(path):
+        raise ReportFileError(reason, f"{name}：不是普通文件（如符号链接），已跳过")
+    if (size := path.stat().st_size) > limits.max_file_bytes:
+        raise over_limit(name, "file size (bytes)", size, limits.max_file_bytes, "文件大小")
     meta = _read_sidecar_fields(path)
     raw = path.read_bytes()
-    converted = convert_report(path, name) if suffix in CONVERTERS else _read_plain_text(raw, name)
+    if suffix in CONVERTERS:
+        converted = (converter or InProcess(limits)).convert(path, name)
+    else:
+        converted = _read_plain_text(raw, name)
+    if len(converted.text) > limits.max_chars:
+        raise over_limit(name, "characters of text", len(converted.text), limits.max_chars, "文字数量")
     title, headings, paragraphs = parse_structure(converted.text)
     if not paragraphs:
         raise ReportFileError(

@@ -4,6 +4,7 @@ Layout::
 
     index/CURRENT              name of the live version folder (replaced atomically)
     index/parts/<key>/         one report's chunks, vectors and tokens, reused by the next build
+    index/parts.journal        the hash of each part as it was written: only a part that matches is reused
     index/v-<stamp>/manifest.json
                     chunks.jsonl      chunk table, row i = FAISS id i
                     dense.faiss       inner product over normalised chunk vectors: exact (flat)
@@ -36,6 +37,7 @@ from .vectors import DenseStore, FaissStore, MilvusStore, ScopeRows, VectorStore
 FORMAT_VERSION = 2  # 2: report metadata on chunks, per-report parts
 CURRENT = "CURRENT"
 PARTS = "parts"  # per-report parts that builds reuse (ingest.build); never a version
+PARTS_JOURNAL = "parts.journal"  # "<part key> <sha256>" of each part as it was written (ingest.build)
 
 
 @dataclass
@@ -100,9 +102,10 @@ class StoredIndex:
     rows_in: ScopeRows  # chunk-table rows inside a scope
 
 
-def write_durably(path: Path, data: str) -> None:
-    """Write and fsync: a crash afterwards cannot leave the file half-written on disk."""
-    with open(path, "w", encoding="utf-8") as handle:
+def write_durably(path: Path, data: str | bytes) -> None:
+    """Write (text as UTF-8) and fsync: a crash afterwards cannot leave the file half-written on disk."""
+    with open(path, "wb") as handle:
+        data = data.encode("utf-8") if isinstance(data, str) else data
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
@@ -143,7 +146,7 @@ def write_index(index_dir: Path, manifest: Manifest, chunks: list[Chunk], chunk_
 
 def _remove_stale_versions(index_dir: Path, keep: str) -> None:
     for child in index_dir.iterdir():
-        if child.name not in (keep, CURRENT, PARTS):
+        if child.name not in (keep, CURRENT, PARTS, PARTS_JOURNAL):
             shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
 
 
