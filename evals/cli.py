@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from reportqa.config import PROJECT_ROOT, Settings
+from reportqa.config import Settings
 from reportqa.errors import ReportQAError
 from reportqa.service import ReportQA
 
@@ -15,8 +15,6 @@ from .report import PRIMARY, systems_table, write_outputs
 from .runner import run_eval
 from .systems import SYSTEM_NAMES, build_systems, read_sources
 
-DEFAULT_SET = PROJECT_ROOT / "data" / "evals" / "qa.jsonl"
-DEFAULT_OUT = PROJECT_ROOT / "reports" / "eval"
 # option name -> (summary key, what a reader calls it)
 GATES = {
     "min_fact_accuracy": ("fact_accuracy", "fact accuracy"),
@@ -53,9 +51,9 @@ def missed_thresholds(overall: dict, thresholds: dict[str, float | None]) -> lis
 
 @click.command("eval")
 @click.option("--set", "set_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=DEFAULT_SET, show_default=True, help="Evaluation set (JSONL).")
+              help="Evaluation set (JSONL; default DATA_DIR/evals/qa.jsonl).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=DEFAULT_OUT, show_default=True, help="Folder for results.jsonl, summary.json, report.md, chart.png.")
+              help="Folder for results.jsonl, summary.json, report.md, chart.png (default DATA_DIR/eval).")
 @click.option("--systems", default=",".join(SYSTEM_NAMES), show_default=True, callback=_parse_systems,
               help="Comma-separated systems to compare.")
 @click.option("--min-fact-accuracy", type=float, help="Fail unless ours reaches this fact accuracy.")
@@ -64,9 +62,14 @@ def missed_thresholds(overall: dict, thresholds: dict[str, float | None]) -> lis
 @click.option("--min-citation-precision", type=float, help="Fail unless ours reaches this citation precision.")
 @click.option("--min-recall-at-5", type=float, help="Fail unless ours reaches this recall@5.")
 @click.pass_context
-def eval_command(ctx: click.Context, set_path: Path, out_dir: Path, systems: list[str], **thresholds) -> None:
+def eval_command(ctx: click.Context, set_path: Path | None, out_dir: Path | None, systems: list[str],
+                 **thresholds) -> None:
     """Score answers, citations, refusals and retrieval on the evaluation set; compare with baselines."""
     settings = (ctx.obj or {}).get("settings") or Settings()
+    set_path = set_path or settings.eval_set_path
+    out_dir = out_dir or settings.eval_out_path
+    if not set_path.is_file():
+        raise click.BadParameter(f"no evaluation set at {set_path}", param_hint="--set")
     if any(v is not None for v in thresholds.values()) and PRIMARY not in systems:
         raise click.BadParameter(f"thresholds apply to {PRIMARY!r}; add it to --systems", param_hint="--systems")
     loaded = load_eval_set(set_path)

@@ -10,10 +10,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
 
 Category = Literal["fact", "paraphrase", "multi", "unanswerable", "followup"]
 CATEGORIES: tuple[str, ...] = ("fact", "paraphrase", "multi", "unanswerable", "followup")
+
+
+# Caps far above any real item (the shipped set's longest question is 40 characters, its longest quote 115):
+# an item is written by staff through the page, so a pasted novel must not reach the file.
+MAX_QUESTION_CHARS = 1000
+MAX_ANSWER_CHARS = 5000
+MAX_QUOTE_CHARS = 2000
+MAX_LIST_ITEMS = 30
+MAX_HISTORY_TURNS = 10
+Quote = Annotated[str, StringConstraints(max_length=MAX_QUOTE_CHARS)]
 
 
 class Turn(BaseModel):
@@ -21,8 +33,8 @@ class Turn(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    question: str = Field(min_length=1)
-    answer: str
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    answer: str = Field(max_length=MAX_ANSWER_CHARS)
 
 
 def _check_against_answerable(values: list[str], answerable: bool | None, one: str, many: str) -> None:
@@ -40,14 +52,14 @@ class EvalItem(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    id: str = Field(min_length=1)
-    question: str = Field(min_length=1)
-    history: list[Turn] = Field(default_factory=list)
+    id: str = Field(min_length=1, max_length=80)
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
+    history: list[Turn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
     answerable: bool
     category: Category
-    reference_answer: str
-    required_facts: list[str]  # strings a correct answer contains verbatim
-    evidence: list[str]  # verbatim quotes from the report that support the answer
+    reference_answer: str = Field(max_length=MAX_ANSWER_CHARS)
+    required_facts: list[Quote] = Field(max_length=MAX_LIST_ITEMS)  # strings a correct answer contains verbatim
+    evidence: list[Quote] = Field(max_length=MAX_LIST_ITEMS)  # verbatim quotes from the report that support the answer
 
     # Fields are validated in order, so each check sees the fields declared before it.
     @field_validator("category")

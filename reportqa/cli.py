@@ -9,10 +9,13 @@ from pathlib import Path
 
 import click
 
+from core.text import clean_user_text, json_line
 from retrieval.models import report_label
 
 from .config import Settings
-from .errors import InvalidQuestion, ReportQAError
+from .errors import InvalidQuestion, ReportQAError, UnknownScope
+
+MAX_HISTORY_TURNS = 20  # --history: earlier turns kept (the follow-up resolver reads the last one)
 
 
 def _friendly(func):
@@ -24,6 +27,9 @@ def _friendly(func):
             return func(*args, **kwargs)
         except ReportQAError as exc:
             raise click.ClickException(exc.message) from None
+        except OSError as exc:  # a read-only or full data folder, a file that vanished
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
 
     return wrapper
 
@@ -117,17 +123,43 @@ def _print_answer(answer) -> None:
 
 
 def _load_history(value: str | None) -> list[dict]:
-    """--history: a JSON list of {"question", "answer"} turns, inline or in a file."""
+    """--history: a JSON list of {"question", "answer"} turns, inline or in a file (the last 20 are kept)."""
     if not value:
         return []
-    text = Path(value).read_text(encoding="utf-8") if Path(value).is_file() else value
+    text = value
+    if not value.lstrip().startswith("["):  # not inline JSON: perhaps a file
+        try:
+            if Path(value).is_file():
+                text = Path(value).read_bytes().decode("utf-8-sig", errors="replace")
+        except (OSError, ValueError):  # a name too long or with NUL is no file: read it as JSON below
+            pass
     try:
-        turns = json.loads(text)
-    except ValueError as exc:
-        raise click.BadParameter(f"not JSON ({exc}); expected a list of {{\"question\", \"answer\"}}") from None
-    if not isinstance(turns, list) or not all(isinstance(t, dict) and "question" in t for t in turns):
-        raise click.BadParameter('expected a JSON list of {"question": ..., "answer": ...} objects')
-    return turns
+        turns = json.loads(clean_user_text(text))
+    except (ValueError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise click.BadParameter(f"not JSON ({why}); expected a list of {{\"question\", \"answer\"}}",
+                                 param_hint="--history") from None
+    if not isinstance(turns, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("question"), str) and isinstance(t.get("answer", ""), str)
+            for t in turns):
+        raise click.BadParameter('expected a JSON list of {"question": ..., "answer": ...} objects with text values',
+                                 param_hint="--history")
+    return [{"question": t["question"], "answer": t.get("answer", "")} for t in turns[-MAX_HISTORY_TURNS:]]
+
+
+def _not_utf8(text: str) -> bool:
+    """Whether a command-line text held bytes that are not UTF-8 (Python keeps them as lone surrogates)."""
+    return clean_user_text(text) != text and any(0xD800 <= ord(ch) <= 0xDFFF for ch in text)
+
+
+NOT_UTF8 = "The question is not valid UTF-8 text; check the terminal's or the file's encoding."
+
+
+def _line_error(line: str, message: str, as_json: bool) -> None:
+    if as_json:
+        click.echo(json_line({"question": clean_user_text(line), "error": message}))
+    else:
+        click.echo(f"error: {message}", err=True)
 
 
 def _answer_line(qa, line: str, history: list[dict], as_json: bool, scope=None) -> bool:
@@ -135,13 +167,10 @@ def _answer_line(qa, line: str, history: list[dict], as_json: bool, scope=None) 
     try:
         answer = qa.ask(line, history, scope)
     except InvalidQuestion as exc:
-        if as_json:
-            click.echo(json.dumps({"question": line, "error": exc.message}, ensure_ascii=False))
-        else:
-            click.echo(f"error: {exc.message}", err=True)
+        _line_error(line, exc.message, as_json)
         return False
     if as_json:
-        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False))
+        click.echo(json_line(answer.to_dict()))
     else:
         _print_answer(answer)
         click.echo("")
@@ -164,17 +193,25 @@ def ask(ctx: click.Context, question: str | None, as_json: bool, history: str | 
         reports: tuple[str, ...], issuers: tuple[str, ...], years: tuple[int, ...]) -> None:
     """Answer QUESTION, or one question per line from standard input."""
     turns = _load_history(history)
+    if question is not None and _not_utf8(question):
+        raise click.BadParameter(NOT_UTF8, param_hint="QUESTION")
     qa = _service(ctx)
     qa.load()  # a missing or stale index is refused here with the fix, before reading any input
     scope = _scope(qa, reports, issuers, years)
     if question is not None:
         answer = qa.ask(question, turns, scope)
-        click.echo(json.dumps(answer.to_dict(), ensure_ascii=False)) if as_json else _print_answer(answer)
+        click.echo(json_line(answer.to_dict())) if as_json else _print_answer(answer)
         return
     if interactive:
         click.echo("请输入问题（可以追问；空行或 Ctrl-D 结束）。", err=True)
-    for line in sys.stdin:
-        line = line.rstrip("\n")
+    # Bytes, decoded line by line: one line that is not UTF-8 is reported, the others are answered.
+    for raw in getattr(sys.stdin, "buffer", sys.stdin):
+        try:
+            line = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError:
+            _line_error(raw.decode("utf-8", errors="replace").rstrip("\r\n"), NOT_UTF8, as_json)
+            continue
+        line = line.rstrip("\r\n")
         if not line.strip():
             if interactive:
                 break
@@ -187,14 +224,13 @@ def _scope(qa, reports: tuple[str, ...], issuers: tuple[str, ...], years: tuple[
     """--report/--issuer/--year as a Scope; a value no indexed report has is refused with the known ones."""
     from retrieval.scope import Scope
 
-    known = qa.reports()
-    for option, values, field in (("--report", reports, "source"), ("--issuer", issuers, "issuer"),
-                                  ("--year", years, "year")):
-        have = {r.get(field) for r in known} - {None}
-        if unknown := [v for v in values if v not in have]:
-            raise click.BadParameter(f"{', '.join(map(str, unknown))} not in the index; known: "
-                                     f"{', '.join(sorted(map(str, have))) or 'none'}", param_hint=option)
-    return Scope(tuple(reports), tuple(issuers), tuple(years)) or None
+    scope = Scope(tuple(map(clean_user_text, reports)), tuple(map(clean_user_text, issuers)), tuple(years)) or None
+    try:
+        qa.check_scope(scope)
+    except UnknownScope as exc:
+        option = {"source": "--report", "issuer": "--issuer", "year": "--year"}[exc.field]
+        raise click.BadParameter(exc.message, param_hint=option) from None
+    return scope
 
 
 @main.command()
@@ -207,7 +243,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     qa = _service(ctx)
     with _file_progress("Building the index") as on_file:
         qa.ensure_index(progress=lambda msg: click.echo(msg, err=True), on_file=on_file)
-    from ui import launch
+    from .server import launch
 
     settings = qa.settings
     launch(qa, host=host or settings.host, port=port or settings.port)

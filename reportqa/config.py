@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     milvus_collection: str = "reportqa_chunks"
     faiss_exact_below: int = 10_000  # chunks; exact FAISS search below, HNSW at and above (README)
 
+    # What reading one report may cost (ingest.formats.ParseLimits); over a cap the file is skipped with the reason.
+    max_report_mb: float = 50
+    max_report_unpacked_mb: float = 200
+    max_report_pages: int = 2000
+    max_report_chars: int = 3_000_000
+    parse_timeout_s: float = 60
+    parse_memory_mb: int = 2048
+
     top_k: int = 5
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     max_question_chars: int = 500
@@ -58,3 +66,13 @@ class Settings(BaseSettings):
     @property
     def index_path(self) -> Path:
         return self.index_dir or self.data_dir / "index"
+
+    @property
+    def eval_set_path(self) -> Path:
+        """The staff's evaluation set, for `reportqa eval` and the staff page alike."""
+        return self.data_dir / "evals" / "qa.jsonl"
+
+    @property
+    def eval_out_path(self) -> Path:
+        """Where an evaluation run writes its results: inside the data folder, like everything it writes."""
+        return self.data_dir / "eval"

@@ -33,3 +33,11 @@ class ModelUnavailable(ReportQAError):
 
 class VectorStoreUnavailable(ReportQAError):
     """The configured vector store (a Milvus server or Milvus Lite file) cannot be reached."""
+
+
+class UnknownScope(ReportQAError):
+    """A report, issuing body or year was asked for that no indexed report has."""
+
+    def __init__(self, message: str, message_zh: str, field: str):
+        super().__init__(message, message_zh)
+        self.field = field  # "source", "issuer" or "year"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 
 from ingest.build import BuildResult, build_index, embedder_info, source_hashes
 from ingest.chunker import ChunkerSettings
+from ingest.formats import ParseLimits
 from ingest.store import (
     StoredIndex,
     check_matches,
@@ -27,17 +28,20 @@ from retrieval.rerank import make_reranker
 from retrieval.scope import ReportCatalogue, Scope, report_title
 from retrieval.search import HybridRetriever
 
+from core.text import clean_user_text, clip
+
 from .config import Settings
 from .embeddings import Embedder, make_embedder
-from .errors import IndexMissing, InvalidQuestion
+from .errors import IndexMismatch, IndexMissing, InvalidQuestion, ReportQAError, UnknownScope
 
 logger = logging.getLogger(__name__)
 MAX_REASONS_SHOWN = 5  # a folder of thousands of new reports is not listed line by line
 
 
 def validate_question(question: str | None, max_chars: int) -> str:
-    """Return the question stripped, or raise InvalidQuestion with a message for a person."""
-    question = (question or "").strip()
+    """Return the question cleaned (core.text.clean_user_text) and stripped, or raise InvalidQuestion
+    with a message for a person."""
+    question = clean_user_text(question).strip()
     if not question:
         raise InvalidQuestion("The question is empty; type a question about the report.", "请输入您的问题。")
     if len(question) > max_chars:
@@ -72,6 +76,7 @@ class ReportQA:
         self._llm = None  # an LLMAnswerer when an endpoint is configured; nothing is sent otherwise
         self._reranker = None  # a cross-encoder when one is configured
         self._catalogue = ReportCatalogue(())  # the indexed reports, to read a scope off a question
+        self.stale_reasons: list[str] = []  # why the loaded index is not current, when it could not be rebuilt
 
     @property
     def embedder(self) -> Embedder:
@@ -87,6 +92,13 @@ class ReportQA:
     @property
     def chunker(self) -> ChunkerSettings:
         return ChunkerSettings(max_chars=self.settings.chunk_max_chars)
+
+    @property
+    def limits(self) -> ParseLimits:
+        s, mib = self.settings, 2**20
+        return ParseLimits(max_file_bytes=int(s.max_report_mb * mib), max_unpacked_bytes=int(s.max_report_unpacked_mb * mib),
+                           max_pages=s.max_report_pages, max_chars=s.max_report_chars, max_seconds=s.parse_timeout_s,
+                           max_memory_bytes=s.parse_memory_mb * mib)
 
     def _wanted(self, manifest=None) -> tuple[dict, dict, dict[str, str]]:
         """What the index should be built from; files whose size and mtime the manifest
@@ -112,7 +124,7 @@ class ReportQA:
         """
         raw = self.settings.raw_path
         result = build_index(list(paths or [raw]), raw, self.settings.index_path, self.embedder, self.chunker,
-                             progress, vectors=self.vectors, on_file=on_file)
+                             progress, vectors=self.vectors, on_file=on_file, limits=self.limits)
         self._index = None
         return result
 
@@ -129,16 +141,43 @@ class ReportQA:
             progress(f"building the index: {reason}")
         if len(status.reasons) > MAX_REASONS_SHOWN:
             progress(f"building the index: … and {len(status.reasons) - MAX_REASONS_SHOWN} more changes")
-        result = self.ingest(progress=progress, on_file=on_file)
+        try:
+            result = self.ingest(progress=progress, on_file=on_file)
+        except OSError as exc:  # a read-only or full data folder: keep serving what is there
+            if not self._serve_stale(status.reasons, exc, progress):
+                raise ReportQAError(f"Cannot build the index in {self.settings.index_path}: {exc.strerror or exc}. "
+                                    "Make the data folder writable and start again.",
+                                    "无法建立索引（数据文件夹不可写），请联系管理员。") from None
+            return None
         self.load()
         return result
 
-    def load(self) -> None:
-        """Load and check the index; raise IndexMissing or IndexMismatch with the fix."""
+    def _serve_stale(self, reasons: list[str], exc: OSError, progress) -> bool:
+        """Load the last good index although it is out of date (it could not be rebuilt); False when there is none."""
+        try:
+            self.load(stale_ok=True)
+        except ReportQAError:
+            return False
+        self.stale_reasons = list(reasons)
+        progress(f"warning: could not rebuild the index ({exc.strerror or exc}: {exc.filename or ''}); "
+                 f"serving the last good version, which is out of date: {'; '.join(reasons[:MAX_REASONS_SHOWN])}")
+        return True
+
+    def load(self, stale_ok: bool = False) -> None:
+        """Load and check the index; raise IndexMissing or IndexMismatch with the fix.
+
+        ``stale_ok``: load a version built from other report files (not from
+        another embedder or chunker), when it cannot be rebuilt.
+        """
         if self._index is not None:
             return
         index = load_index(self.settings.index_path, self.vectors)
-        check_matches(index.manifest, *self._wanted(index.manifest), self.settings.index_path)
+        embedder, chunker, sources = self._wanted(index.manifest)
+        try:
+            check_matches(index.manifest, embedder, chunker, sources, self.settings.index_path)
+        except IndexMismatch:  # built from other report files is servable; with another model it is not
+            if not stale_ok or differences(index.manifest, embedder, chunker, index.manifest.source_hashes()):
+                raise
         reranker = make_reranker(self.settings.reranker)
         if reranker is not None:
             reranker.load()  # a missing model is refused now, with the fix, not on a citizen's question
@@ -166,6 +205,20 @@ class ReportQA:
         """The indexed reports: source, title, issuer, year, url (what a Scope can name)."""
         return self.index.manifest.indexed()
 
+    def check_scope(self, scope: Scope | None) -> None:
+        """Raise UnknownScope naming each report, issuer or year of ``scope`` that no indexed report has."""
+        self.load()
+        problems = self._catalogue.unknown(scope) if scope else []
+        if problems:
+            field, missing, known = problems[0]
+            names = {"source": ("report", "报告"), "issuer": ("issuing body", "发布机关"), "year": ("year", "年份")}[field]
+            raise UnknownScope(
+                f"{', '.join(map(str, missing))} not in the index; known: {', '.join(map(str, known)) or 'none'}",
+                f"没有找到{names[1]}：{'、'.join(clip(v, 60) for v in map(str, missing))}。"
+                f"已收录的{names[1]}：{'、'.join(map(str, known[:20])) or '无'}",
+                field,
+            )
+
     @staticmethod
     def _grounded(answer: Answer) -> Answer:
         """Check, before an answer is shown, that its numbers and 《titles》 are in its citations.
@@ -176,7 +229,8 @@ class ReportQA:
         problems = ungrounded_claims(answer.text, [c.chunk.text for c in answer.citations])
         if answer.refused or not problems:
             return answer
-        logger.error("ungrounded answer to %r: %s not in its citations; showing the quotes only", answer.question, problems)
+        logger.error("ungrounded answer to %r: %s not in its citations; showing the quotes only", clip(answer.question),
+                     problems)
         answer.text = "\n".join(f"{c.quote}[{c.n}]" for c in answer.citations)
         return answer
 

@@ -236,11 +236,13 @@ class ExtractiveAnswerer:
             return cand.coverage > 0 or (qterms.wants_list and same_paragraph)
 
         chosen = [best]
+        said = {normalize(best.text)}  # the same sentence in several reports (or twice in one) is quoted once
         for cand in grounded[1:]:
             if len(chosen) >= limit:
                 break
-            if cand.score >= best.score - margin and belongs(cand):
+            if cand.score >= best.score - margin and belongs(cand) and normalize(cand.text) not in said:
                 chosen.append(cand)
+                said.add(normalize(cand.text))
         return chosen
 
     def strength(self, best: _Candidate, qterms: QuestionTerms) -> tuple[float, float]:

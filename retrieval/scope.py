@@ -67,12 +67,25 @@ def parse_scope(value: str | None) -> Scope | None:
 _YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 
 
+SCOPE_FIELDS = (("sources", "source"), ("issuers", "issuer"), ("years", "year"))
+
+
 class ReportCatalogue:
     """The indexed reports' metadata, for reading a scope off a question."""
 
     def __init__(self, reports: tuple[dict, ...]):
         self.reports = reports  # manifest source rows: source, title, issuer, year
         self._scopes: dict[tuple[frozenset, frozenset], Scope | None] = {}  # questions repeat their places
+
+    def unknown(self, scope: Scope) -> list[tuple[str, list, list]]:
+        """(row field, values of ``scope`` no report has, the values reports do have) for each field
+        of ``scope`` that names something not indexed; empty when every value is known."""
+        problems = []
+        for attribute, field in SCOPE_FIELDS:
+            have = {r.get(field) for r in self.reports} - {None}
+            if missing := [v for v in getattr(scope, attribute) if v not in have]:
+                problems.append((field, missing, sorted(have, key=str)))
+        return problems
 
     def infer(self, question: str) -> Scope | None:
         """The reports a question names by place and year (沈阳2022年…), when some but not all match.

@@ -55,7 +55,7 @@ class HybridRetriever:
         dense_rank = {i: r + 1 for r, (i, _) in enumerate(dense)}
         dense_score = dict(dense)
 
-        bm25_all = np.asarray(self.index.bm25.get_scores(tokenize(question) or [""]), dtype=np.float32)
+        bm25_all = _bm25_scores(self.index.bm25, question)
         if rows is not None:
             in_scope = np.zeros_like(bm25_all)
             in_scope[rows] = bm25_all[rows]
@@ -79,6 +79,19 @@ class HybridRetriever:
             )
             for i in best
         ]
+
+
+def _bm25_scores(bm25, question: str) -> np.ndarray:
+    """BM25 score of every chunk for ``question``; all zero when none of its words is in the index.
+
+    (bm25s keeps an id for the empty token with no column behind it, so asking
+    it about no words, or only that one, raises instead of scoring zero.)
+    """
+    n_words = len(bm25.scores["indptr"]) - 1
+    ids = [i for i in bm25.get_tokens_ids(tokenize(question)) if i < n_words]
+    if not ids:
+        return np.zeros(int(bm25.scores["num_docs"]), dtype=np.float32)
+    return np.asarray(bm25.get_scores_from_ids(ids), dtype=np.float32)
 
 
 def _best_positive(scores: np.ndarray, depth: int) -> list[int]:

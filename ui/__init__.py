@@ -1,4 +1,4 @@
-"""The Gradio web UI for ReportQA."""
-from .app import build_app, launch
+"""The Gradio web UI for ReportQA (served by reportqa.server)."""
+from .app import build_app
 
-__all__ = ["build_app", "launch"]
+__all__ = ["build_app"]

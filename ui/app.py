@@ -35,22 +35,26 @@ import logging  # noqa: E402
 import re  # noqa: E402
 import urllib.parse  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
 
 import gradio as gr  # noqa: E402
 
+from core.text import clean_user_text, clip  # noqa: E402
 from ingest.build import document_text  # noqa: E402
 from reportqa.errors import InvalidQuestion, ReportQAError  # noqa: E402
 from reportqa.feedback import MAX_COMMENT_CHARS, FeedbackStore, default_feedback_path  # noqa: E402
 from retrieval.models import Answer, Citation, Turn, report_label  # noqa: E402
 from retrieval.scope import Scope, parse_scope, report_title, scope_choices  # noqa: E402
 
+from .auth import StaffSessions  # noqa: E402
 from .staff import STAFF_CSS, StaffEval, build_add_form, build_staff_tab, staff_credentials, strip_markers  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
 APP_TITLE = "报告问答"
 GENERIC_ERROR_ZH = "抱歉，系统出了点问题，暂时无法回答。请稍后再试。"
+VOTE_FAILED_ZH = "抱歉，暂时无法保存您的评价，请稍后再试。"
+MAX_CHAT_MESSAGES = 200  # messages of the chat kept (the browser sends them back with every question)
+CACHE_CLEANUP = (3600, 3600)  # Gradio's delete_cache: every hour, files older than an hour
 SCOPE_ZH = (
     "本助手只根据上面这份报告的原文回答问题，每句回答都标注出处；"
     "报告里没有写到的内容（其他政策、办事指南、实时信息等）它不会回答，并会直接告诉您“没有找到”。"
@@ -312,8 +316,8 @@ def _replies(qa, question: str, history: list | None, turns: list | None = None,
     while an LLM composes, then the final state; on an error, one state with
     the Chinese message and the typed question kept in the textbox.
     """
-    history = list(history or [])
-    question = question or ""
+    history = list(history or [])[-MAX_CHAT_MESSAGES:]  # the browser sends the chat back each time: keep it bounded
+    question = clean_user_text(question)
     asked = [{"role": "user", "content": render_question_html(question)}]
     try:
         for event in qa.ask_stream(question, turns, scope):
@@ -328,7 +332,7 @@ def _replies(qa, question: str, history: list | None, turns: list | None = None,
         yield history, question, None  # keep what the user typed
         return
     except Exception:
-        logger.exception("unexpected error while answering %r", question)
+        logger.exception("unexpected error while answering %r", clip(question))
         _warn(GENERIC_ERROR_ZH)
         yield history + asked + [{"role": "assistant", "content": render_error_html(GENERIC_ERROR_ZH)}], question, None
         return
@@ -374,22 +378,50 @@ def make_chat(qa):
     return chat
 
 
+BAD_YEAR_ZH = "年份应为四位数字，例如 2023。"
+
+
+def _year(value) -> int | None:
+    """A year as the API may send it (2023, "2023", "", None); ValueError for anything else."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(value)
+    text = str(value).strip()
+    if isinstance(value, float):
+        text = str(int(value)) if value.is_integer() else text
+    if not (text.isascii() and text.isdigit() and len(text) == 4):
+        raise ValueError(value)
+    return int(text)
+
+
+def _text_arg(value) -> str:
+    return clean_user_text(value).strip() if isinstance(value, str) else ""
+
+
 def make_ask_api(qa):
     """The ``/ask`` endpoint: Answer.to_dict(), or {"error": message_zh}."""
 
-    def ask(question: str, report: str = "", issuer: str = "", year: int | None = None) -> dict:
+    # The hints document the API; Gradio passes values as sent (no preprocessing), so each is checked here.
+    def ask(question: str, report: str = "", issuer: str = "", year: int | str | None = None) -> dict:
         """Answer a question from the reports, optionally only one report (file name), issuing body or year.
 
         Returns the answer with citations, or {"error": ...}.
         """
-        scope = Scope(sources=(report,) if report else (), issuers=(issuer,) if issuer else (),
-                      years=(int(year),) if year else ())
         try:
-            return qa.ask(question or "", scope=scope or None).to_dict()
+            wanted_year = _year(year)
+        except ValueError:
+            return {"error": BAD_YEAR_ZH}
+        report, issuer = _text_arg(report), _text_arg(issuer)
+        scope = Scope(sources=(report,) if report else (), issuers=(issuer,) if issuer else (),
+                      years=(wanted_year,) if wanted_year else ()) or None
+        try:
+            qa.check_scope(scope)
+            return qa.ask(question if isinstance(question, str) else "", scope=scope).to_dict()
         except ReportQAError as exc:
             return {"error": exc.message_zh}
         except Exception:
-            logger.exception("unexpected error in /ask for %r", question)
+            logger.exception("unexpected error in /ask for %r", clip(question))
             return {"error": GENERIC_ERROR_ZH}
 
     return ask
@@ -409,9 +441,8 @@ def _titles(qa) -> tuple[list[str], str | None]:
 
 
 def default_eval_paths(qa) -> tuple[Path, Path]:
-    """The evaluation set and the output folder next to ``qa``'s data folder (data/evals/qa.jsonl, reports/eval)."""
-    data = Path(qa.settings.data_dir)
-    return data / "evals" / "qa.jsonl", data.parent / "reports" / "eval"
+    """The evaluation set and the output folder inside ``qa``'s data folder (data/evals/qa.jsonl, data/eval)."""
+    return qa.settings.eval_set_path, qa.settings.eval_out_path
 
 
 def build_app(qa, eval_set_path: Path | str | None = None, eval_out_dir: Path | str | None = None,
@@ -421,29 +452,29 @@ def build_app(qa, eval_set_path: Path | str | None = None, eval_out_dir: Path | 
     Args:
         eval_set_path: the JSONL set staff add to and evaluate (default data/evals/qa.jsonl).
         eval_out_dir: where 运行评测 writes results.jsonl, summary.json, report.md and chart.png
-            (default reports/eval beside the data folder).
+            (default DATA_DIR/eval, inside the data folder).
         feedback_path: the SQLite file citizens' 👍/👎 go to (default data/feedback.db).
     """
     titles, error_zh = _titles(qa)
     chat = make_chat(qa)
     page_title = f"{titles[0]} · {APP_TITLE}" if titles else APP_TITLE
     default_set, default_out = default_eval_paths(qa)
-    staff = StaffEval(qa, eval_set_path or default_set, eval_out_dir or default_out)
+    sessions = StaffSessions(staff_credentials())
+    staff = StaffEval(qa, eval_set_path or default_set, eval_out_dir or default_out, allows=sessions.valid)
     feedback = FeedbackStore(feedback_path or default_feedback_path(qa.settings))
-    credentials = staff_credentials()
 
-    with gr.Blocks(title=page_title, analytics_enabled=False) as demo:
+    # Gradio's cached files (downloads, and anything posted to its upload route) are deleted after an hour.
+    with gr.Blocks(title=page_title, analytics_enabled=False, delete_cache=CACHE_CLEANUP) as demo:
         gr.HTML(render_header_html(titles, error_zh), elem_id="rqa-header")
-        authed = gr.State(False)  # this browser session has logged in to the staff pages
+        session = gr.State(None)  # this browser session's staff login token (ui.auth.StaffSessions); server-side
         # Outside the tabs, so it is on the page before the 报告原文 tab is first opened.
         report_request = gr.Textbox(visible="hidden", elem_id="rqa-report-request")
         with gr.Tabs(elem_id="rqa-tabs"):
             with gr.Tab("市民问答", id="chat", elem_id="rqa-chat-tab"):
-                add_form = _build_chat_tab(chat, staff, feedback, _reports(qa))
+                add_form = _build_chat_tab(chat, staff, feedback, _reports(qa), session)
             with gr.Tab("报告原文", id="report", elem_id="rqa-report-tab"):
                 _build_report_tab(qa, report_request)
-            build_staff_tab(demo, staff, feedback=feedback, authed=authed, credentials=credentials,
-                            reveal=[add_form])
+            build_staff_tab(demo, staff, sessions, session, feedback=feedback, reveal=[add_form])
         gr.api(make_ask_api(qa), api_name="ask")
 
     # A plain ``demo.launch()`` still gets our theme, CSS and script (Gradio 6 reads these at launch).
@@ -529,8 +560,9 @@ def make_vote(store: FeedbackStore):
             return gr.skip(), gr.skip(), gr.skip()
         try:
             row_id = store.add(record["question"], record["answer"], verdict, "", record["history"])
-        except ReportQAError as exc:
-            _warn(exc.message_zh)
+        except ReportQAError as exc:  # the detail (a server path) is for the log, not for the citizen
+            logger.error("storing a vote failed: %s", exc.message)
+            _warn(VOTE_FAILED_ZH)
             return gr.skip(), gr.skip(), gr.skip()
         except Exception:
             logger.exception("storing a vote failed")
@@ -554,9 +586,10 @@ def make_comment(store: FeedbackStore):
             _warn("请先输入意见再提交。" if voted else "请先点 👍 或 👎 再补充意见。")
             return gr.skip(), gr.skip()
         try:
-            store.set_comment(voted["id"], text[:MAX_COMMENT_CHARS])
+            store.set_comment(voted["id"], clean_user_text(text)[:MAX_COMMENT_CHARS])
         except (ReportQAError, ValueError) as exc:
-            _warn(getattr(exc, "message_zh", GENERIC_ERROR_ZH))
+            logger.error("storing a comment failed: %s", getattr(exc, "message", exc))
+            _warn(VOTE_FAILED_ZH)
             return gr.skip(), gr.skip()
         gr.Info("意见已收到，谢谢！", title="感谢反馈")
         return gr.update(visible=False), ""
@@ -649,7 +682,7 @@ SOURCE_JS = """() => {
 }""".replace("BUSY_ZH", json.dumps(BUSY_ZH, ensure_ascii=False))
 
 
-def _build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: list[dict]):
+def _build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: list[dict], session: gr.State):
     """The citizens' chat, and under it the staff's add-to-set accordion (returned: shown after login)."""
     chatbot = gr.Chatbot(
         elem_id="rqa-chat",
@@ -706,7 +739,7 @@ def _build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: li
     last_answer = gr.State(None)
     answers = gr.State({})  # chat index of each bot message -> what a vote on it stores
     voted = gr.State(None)  # the last vote, which a comment is added to
-    add_form, prefill_io = build_add_form(staff, last_answer, visible=False)
+    add_form, prefill_io = build_add_form(staff, last_answer, session, visible=False)
 
     chat_io = dict(inputs=[question, chatbot, turns, scope], outputs=[chatbot, question, turns, last_answer],
                    api_visibility="private")
@@ -729,46 +762,14 @@ def _build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: li
     return add_form
 
 
-def launch_options(host: str = "127.0.0.1", port: int | None = 7860, **kw: Any) -> dict:
-    """Keyword arguments for ``Blocks.launch``: local only, nothing fetched from the internet."""
-    options: dict[str, Any] = dict(
-        server_name=host,
-        server_port=port,
-        share=False,  # no gradio.live tunnel
-        inbrowser=False,
-        ssr_mode=False,  # no Node server
-        mcp_server=False,
-        pwa=False,
-        enable_monitoring=False,
-        footer_links=["api", "settings"],
-        run_history=False,  # no run log in the browser, no "save to a Hugging Face bucket" page
-        show_error=False,
-        theme=THEME,
-        css=CSS,
-        js=SOURCE_JS,
-    )
-    options.update(kw)
-    return options
-
-
 # Answers take ~25 ms of CPU on 2 cores: two at a time keep both busy. Past QUEUE_MAX_SIZE waiting
-# events a new one is turned away at once (HTTP 503) instead of hanging; Gradio's page then shows its
-# own "currently busy, please try again" notice, which it does not let us translate.
+# events a new one is turned away at once (HTTP 503) instead of hanging; the page's script (SOURCE_JS)
+# turns Gradio's English notice into BUSY_ZH. reportqa.server serves the app.
 CONCURRENCY_LIMIT = 2
 QUEUE_MAX_SIZE = 64
 
 
-def launch(qa, host: str = "127.0.0.1", port: int = 7860, eval_set_path: Path | str | None = None,
-           eval_out_dir: Path | str | None = None, feedback_path: Path | str | None = None,
-           concurrency_limit: int = CONCURRENCY_LIMIT, max_size: int = QUEUE_MAX_SIZE, **kw: Any):
-    """Build the app for ``qa`` and serve it on host:port. Extra keywords go to ``Blocks.launch``."""
-    demo = build_app(qa, eval_set_path, eval_out_dir, feedback_path)
-    demo.queue(default_concurrency_limit=concurrency_limit, max_size=max_size)
-    demo.launch(**launch_options(host, port, **kw))
-    return demo
-
-
-__all__ = ["build_app", "launch", "default_eval_paths", "render_answer_html", "render_passage_html",
+__all__ = ["build_app", "default_eval_paths", "render_answer_html", "render_passage_html",
            "render_answer_plain", "render_report_html", "related_examples", "EXAMPLE_GROUPS",
            "render_citation_html", "render_question_html", "render_header_html", "make_respond", "make_chat",
            "make_ask_api", "THEME", "CSS"]
