@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 
 from conftest import free_port  # noqa: E402
 from reportqa.feedback import FeedbackStore  # noqa: E402
-from ui import launch  # noqa: E402
+from reportqa.server import launch  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:::gradio.queueing")]
 

@@ -18,7 +18,7 @@ from conftest import free_port  # noqa: E402
 from evals import CitedPassage, EvalItem, ItemResult, LoadError, Passage, Response, load_eval_set  # noqa: E402
 from evals.report import failure_reasons  # noqa: E402
 from retrieval.models import Turn  # noqa: E402
-from ui import launch  # noqa: E402
+from reportqa.server import launch  # noqa: E402
 from ui import staff as S  # noqa: E402
 from ui.app import make_chat  # noqa: E402
 

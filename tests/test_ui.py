@@ -19,7 +19,8 @@ from reportqa.config import Settings  # noqa: E402
 from reportqa.service import ReportQA  # noqa: E402
 
 from ui import app as ui_app  # noqa: E402
-from ui import build_app, launch  # noqa: E402
+from reportqa.server import launch  # noqa: E402
+from ui import build_app  # noqa: E402
 
 RAW = Path(__file__).resolve().parent.parent / "data" / "raw"
 MALICIOUS = '<script>alert(1)</script> **bold** [x](javascript:alert(2)) <img src=x onerror=alert(3)> $$x$$'
@@ -182,13 +183,14 @@ def test_ask_api_function(qa):
     assert out == json.loads(json.dumps(out)) and "1726" in out["answer"]
 
 
-def test_app_has_the_chat_and_the_staff_tab_with_eval_paths_beside_the_data(qa):
+def test_app_has_the_chat_and_the_staff_tab_with_eval_paths_inside_the_data_folder(qa):
     demo = build_app(qa)
     config = json.dumps(demo.get_config_file(), ensure_ascii=False, default=str)
     assert "市民问答" in config and "报告原文" in config and "工作人员" in config and "加入评测集（工作人员）" in config
     eval_set, out_dir = ui_app.default_eval_paths(qa)
     assert eval_set == qa.settings.data_dir / "evals" / "qa.jsonl"
-    assert out_dir == qa.settings.data_dir.parent / "reports" / "eval"
+    # An evaluation run writes inside the data folder, never beside it (docs/SECURITY.md).
+    assert out_dir == qa.settings.data_dir / "eval" and out_dir.is_relative_to(qa.settings.data_dir)
 
 
 # ---------------------------------------------------------------- served app
