@@ -1,10 +1,157 @@
-"""Text from strangers made safe to process, store and log."""
+"""Chinese text helpers, one of each: folding for comparison, sentences, words, years, places, citation
+markers; and text from strangers made safe to process, store and log."""
 from __future__ import annotations
 
+import json
+import logging
+import re
 import unicodedata
+from functools import lru_cache
+
+from .places import KNOWN_PLACES, PLACE_SUFFIXES
+from .types import Span
 
 LOG_CHARS = 200  # user text in a log line is cut to this many characters
 
+
+# ---------------------------------------------------------------- folding
+
+def nfkc(text: str) -> str:
+    """NFKC form of ``text``: full-width digits and punctuation fold to half-width (１７２６ → 1726).
+
+    What groundedness and the evaluation compare: case is kept.
+    """
+    return unicodedata.normalize("NFKC", text)
+
+
+def fold(text: str) -> str:
+    """NFKC and lower case, so 1726, １７２６ and ＡＰＰ/app match: what words are matched on."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+# ---------------------------------------------------------------- sentences
+
+SENTENCE_END = "。！？；!?;"
+# Closing quotes and brackets that belong to the sentence they end.
+_CLOSERS = "”’」』》)）\"'"
+_SENTENCE_RE = re.compile(rf"[^{SENTENCE_END}\n]*(?:[{SENTENCE_END}]+[{re.escape(_CLOSERS)}]*|$)")
+
+
+def split_sentences(text: str, offset: int = 0) -> list[Span]:
+    """Split text into whole sentences on 。！？； and their half-width forms.
+
+    Returns absolute spans (``offset`` added); whitespace around a sentence is
+    left out of its span so a span slices back to exactly the sentence.
+    """
+    spans: list[Span] = []
+    for match in _SENTENCE_RE.finditer(text):
+        start, end = match.span()
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end > start:
+            spans.append(Span(offset + start, offset + end))
+    return spans
+
+
+# ---------------------------------------------------------------- words
+
+# Function words and question words carry no topic; dropping them keeps BM25
+# and the answerer's term coverage about what the question is asking for.
+STOPWORDS = frozenset(
+    """
+    的 了 和 与 及 或 是 在 有 对 为 将 把 被 就 都 也 又 还 而 并 等 于 以 之 其 这 那 哪 该 此
+    吗 呢 吧 啊 呀 么 嘛 个 些 种 年 月 日 上 下 中 里 们 我 你 他 她 它 我们 你们 他们 什么 怎么 怎样
+    怎么样 如何 多少 几 几个 哪些 哪个 哪里 哪儿 为什么 是否 是不是 有没有 能不能 可以 能 会 要 请 问
+    请问 告诉 一下 一些 一个 方面 情况 相关 有关 主要 进行 开展 工作 报告 介绍 具体 哪年 一共 共 总共
+    """.split()
+)
+# A question that asks something of its own (多少, 哪些, 吗…), unlike a bare follow-up such as 那2024年呢？
+ASKS = re.compile(r"多少|几|哪|什么|谁|怎么|怎样|如何|是否|有没有|吗")
+
+
+@lru_cache(maxsize=1)
+def _jieba():
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+def _is_word(token: str) -> bool:
+    return any(ch.isalnum() for ch in token)
+
+
+def tokenize(text: str) -> list[str]:
+    """Jieba search-mode tokens without punctuation or stopwords, for BM25."""
+    words = _jieba().lcut_for_search(fold(text))
+    return [w for w in (w.strip() for w in words) if w and _is_word(w) and w not in STOPWORDS]
+
+
+def content_terms(text: str) -> list[str]:
+    """The distinct topic words of a question, longest first, for coverage."""
+    words = _jieba().lcut(fold(text))
+    terms = {w.strip() for w in words}
+    return sorted((t for t in terms if t and _is_word(t) and t not in STOPWORDS), key=len, reverse=True)
+
+
+def char_bigrams(text: str) -> set[str]:
+    """Pairs of neighbouring letters or digits (NFKC): a cheap overlap measure for short Chinese texts."""
+    chars = [ch for ch in nfkc(text) if ch.isalnum()]
+    return {a + b for a, b in zip(chars, chars[1:])}
+
+
+# ---------------------------------------------------------------- years and places
+
+# A year as a question or passage mentions it: 2023, 2023年. A range like (2021—2025年) holds two.
+YEAR_MENTION = re.compile(r"(?:19|20)\d{2}年?")
+# A year said as one (2023年, 2023 年), captured: what a title's or question's year is read from.
+YEAR_OF = re.compile(r"((?:19|20)\d{2})\s*年")
+
+
+def years_in(text: str) -> set[int]:
+    """The years a text names as years (2023年)."""
+    return {int(y) for y in YEAR_OF.findall(text)}
+
+
+def place_names(text: str) -> list[str]:
+    """Provinces, cities and districts a text names (沈阳, 北京市, 西岗区).
+
+    A word counts when it is a known province or city, or jieba tags it a
+    place and it ends in 省/市/区/县; jieba alone also tags 台风 and 上门.
+    """
+    _jieba()
+    import jieba.posseg as posseg
+
+    found = []
+    for word in posseg.lcut(fold(text)):
+        name = word.word
+        base = name[:-1] if name.endswith(PLACE_SUFFIXES) and len(name) > 2 else name
+        if base in KNOWN_PLACES or (word.flag == "ns" and name.endswith(PLACE_SUFFIXES) and len(name) > 2):
+            found.append(base)
+    return found
+
+
+# ---------------------------------------------------------------- answers: markers, numbers, titles
+
+CITATION_MARKER = re.compile(r"\[(\d+)\]")  # [1] after a sentence of an answer; group 1 is the number
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+TITLE = re.compile(r"《[^《》]+》")
+
+
+def strip_markers(text: str) -> str:
+    """An answer's text without its [n] citation markers."""
+    return CITATION_MARKER.sub("", text or "").strip()
+
+
+def answer_body(answer_text: str) -> str:
+    """The answer as checked: NFKC-normalised, without citation markers like [1]."""
+    return CITATION_MARKER.sub("", nfkc(answer_text))
+
+
+# ---------------------------------------------------------------- text from strangers
 
 def clean_user_text(text: object) -> str:
     """``text`` as a string without lone surrogates, NUL and other control characters (newline and tab kept).
@@ -32,8 +179,6 @@ _LINE_BREAKS_IN_STRINGS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\
 def json_line(value) -> str:
     """``value`` as one line of JSON (JSON Lines): readable Chinese, and no character that a reader could
     take for the end of the line."""
-    import json
-
     text = json.dumps(value, ensure_ascii=False)
     for raw, escaped in _LINE_BREAKS_IN_STRINGS.items():
         text = text.replace(raw, escaped)

@@ -5,9 +5,10 @@ import hashlib
 import math
 from dataclasses import asdict, dataclass
 
+from core.text import split_sentences
+from core.types import Chunk, Document, Span
+
 from .formats import page_of
-from .models import Chunk, Document, Span
-from .text import split_sentences
 
 
 @dataclass(frozen=True)

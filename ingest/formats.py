@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reportqa.errors import ReportFileError
+from core.errors import ReportFileError
 
 from .metadata import html_metadata
 from .structure import SUB_HEADING, TOP_HEADING

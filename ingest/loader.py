@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from reportqa.errors import ReportFileError
+from core.errors import ReportFileError
+from core.types import Document
 
 from .formats import CONVERTERS, ConvertedText, ParseLimits, convert_report, over_limit
 from .metadata import merge, title_metadata
-from .models import Document
 from .structure import parse_structure
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".docx", ".pdf")

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 
-from .places import KNOWN_PLACES
+from core.places import KNOWN_PLACES
+from core.text import YEAR_OF
 
 META_FIELDS = ("issuer", "year", "url")
-_TITLE_YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
 _ISSUER_BEFORE_GUANYU = re.compile(r"^(\S{2,30}?)关于")
 _LEADING_PLACE = re.compile(r"^((?:[^\d\s]{1,8}?(?:自治区|省|市|区|县|州))+)")
 
@@ -21,7 +21,7 @@ _LEADING_PLACE = re.compile(r"^((?:[^\d\s]{1,8}?(?:自治区|省|市|区|县|州
 def title_metadata(title: str) -> dict:
     """Year and issuing body as the title states them; {} for what it does not."""
     found: dict = {}
-    if match := _TITLE_YEAR.search(title):
+    if match := YEAR_OF.search(title):
         found["year"] = int(match.group(1))
     if match := _ISSUER_BEFORE_GUANYU.match(title):
         found["issuer"] = match.group(1)

@@ -15,7 +15,7 @@ import multiprocessing
 import resource
 from pathlib import Path
 
-from reportqa.errors import ReportFileError
+from core.errors import ReportFileError
 
 from .formats import ConvertedText, ParseLimits, convert_report
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from .models import Paragraph
+from core.types import Paragraph
 
 _NUMERALS = "一二三四五六七八九十"
 TOP_HEADING = re.compile(rf"^(?:#+\s*)?([{_NUMERALS}]+)、\s*(\S.*)$")

@@ -11,21 +11,16 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ingest.models import Chunk, Span
-from ingest.store import StoredIndex
-from ingest.text import content_terms, normalize, place_names
+from core.text import ASKS, YEAR_MENTION, content_terms, fold, place_names
+from core.types import REFUSAL_MESSAGE, Answer, Chunk, Citation, Hit, Span
+from index.store import StoredIndex
 
-from .models import REFUSAL_MESSAGE, Answer, Citation, Hit
-
-# "2021年" must appear as such in the evidence: a range like (2021—2025年) is no answer about 2021.
-YEAR = re.compile(r"(?:19|20)\d{2}年?")
 # Questions that ask for a count or amount are answered only by a sentence that states one.
 QUANTITY_QUESTION = re.compile(r"多少|(?<!哪)几|数量|比例|百分之|多大|多长|多久")
 # A stated amount: 1726个, 100%, 60课时, 十项, 首批, 第三批; not a year (2023年) or a range (2021—2025).
 # Questions that want one precise thing: an amount, a name, a place, a document.
 PRECISE_QUESTION = re.compile(r"多少|(?<!哪)几|哪(?:个|部|一|里|家|位|项|次|年)|什么|谁|叫")
 _OPEN_BRACKETS, _CLOSE_BRACKETS = "“‘《(（「『", "”’》)）」』"
-INTERROGATIVE = re.compile(r"多少|几|哪|什么|谁|怎么|怎样|如何|是否|有没有|吗")
 # When and where questions are answered only by a sentence that names a time or a place.
 TIME_QUESTION = re.compile(r"哪一?年|什么时候|何时|几月|几号|哪天|哪一天|日期")
 TIME = re.compile(r"(?:19|20)\d{2}年|\d{1,2}月|\d{1,2}日")
@@ -102,7 +97,7 @@ class ExtractiveAnswerer:
     def question_terms(self, question: str, kind_from: str | None = None) -> QuestionTerms:
         """Topic words, anchors and the kind of answer wanted (read from ``kind_from`` when given)."""
         terms = content_terms(question)
-        anchors = set(YEAR.findall(question)) | set(place_names(question))
+        anchors = set(YEAR_MENTION.findall(question)) | set(place_names(question))
         kind = question if kind_from is None else kind_from
         return QuestionTerms(
             terms=terms,
@@ -122,12 +117,12 @@ class ExtractiveAnswerer:
         Words of the document's title (大连, 2023年, 法治政府) say which report
         is meant, not what is asked; they count for neither side.
         """
-        scope = normalize(title)
+        scope = fold(title)
         weights = {t: w for t, w in qterms.weights.items() if t not in scope}
         total = sum(weights.values())
         if total <= 0:
             return 0.0
-        folded = normalize(text)
+        folded = fold(text)
         return sum(w for t, w in weights.items() if t in folded) / total
 
     def _candidates(self, hits: list[Hit], query_vector: np.ndarray, qterms: QuestionTerms) -> list[_Candidate]:
@@ -160,7 +155,7 @@ class ExtractiveAnswerer:
         return not qterms.wants_place or bool(VENUE.search(text) or place_names(text))
 
     def _grounded_anchors(self, qterms: QuestionTerms, chunk: Chunk) -> bool:
-        context = normalize(f"{chunk.doc_title} {' '.join(chunk.section_path)} {chunk.text}")
+        context = fold(f"{chunk.doc_title} {' '.join(chunk.section_path)} {chunk.text}")
         return all(a in context for a in qterms.anchors)
 
     def answer(self, question: str, hits: list[Hit], query_vector: np.ndarray, asked: str | None = None) -> Answer:
@@ -171,7 +166,7 @@ class ExtractiveAnswerer:
         comes from it, the topic from both.
         """
         # 那2022年呢？ asks nothing of its own, so it keeps the previous question's kind.
-        kind_from = asked if asked is not None and INTERROGATIVE.search(asked) else None
+        kind_from = asked if asked is not None and ASKS.search(asked) else None
         qterms = self.question_terms(question, kind_from)
         candidates = self._candidates(hits, query_vector, qterms)
         grounded = [c for c in candidates if self._grounded_anchors(qterms, c.chunk)]
@@ -236,13 +231,13 @@ class ExtractiveAnswerer:
             return cand.coverage > 0 or (qterms.wants_list and same_paragraph)
 
         chosen = [best]
-        said = {normalize(best.text)}  # the same sentence in several reports (or twice in one) is quoted once
+        said = {fold(best.text)}  # the same sentence in several reports (or twice in one) is quoted once
         for cand in grounded[1:]:
             if len(chosen) >= limit:
                 break
-            if cand.score >= best.score - margin and belongs(cand) and normalize(cand.text) not in said:
+            if cand.score >= best.score - margin and belongs(cand) and fold(cand.text) not in said:
                 chosen.append(cand)
-                said.add(normalize(cand.text))
+                said.add(fold(cand.text))
         return chosen
 
     def strength(self, best: _Candidate, qterms: QuestionTerms) -> tuple[float, float]:

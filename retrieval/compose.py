@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 
-from .models import REFUSAL_MESSAGE, Answer, Citation
+from core.text import ASKS, CITATION_MARKER
+from core.types import REFUSAL_MESSAGE, Answer, Citation
 
 _PART_END = re.compile(r"(?<=[？?；;])")
-_INTERROGATIVE = re.compile(r"多少|几|哪|什么|谁|怎么|怎样|如何|是否|有没有|吗|呢")
 MAX_PARTS = 3
 NOT_COVERED = "报告中没有提到：{part}"
 
@@ -19,12 +19,11 @@ NOT_COVERED = "报告中没有提到：{part}"
 def split_parts(question: str) -> list[str]:
     """The question's parts, when it asks two or three things each with its own question word."""
     parts = [p.strip() for p in _PART_END.split(question.strip()) if p.strip()]
-    if not 2 <= len(parts) <= MAX_PARTS or not all(_INTERROGATIVE.search(p) for p in parts):
+    # Each part asks something of its own, or ends a follow-up with 呢 (满意率呢？).
+    if not 2 <= len(parts) <= MAX_PARTS or not all(ASKS.search(p) or "呢" in p for p in parts):
         return [question]
     return parts
 
-
-_MARKER = re.compile(r"\[(\d+)\]")
 
 
 def merge_answers(question: str, parts: list[str], answers: list[Answer]) -> Answer:
@@ -46,7 +45,7 @@ def merge_answers(question: str, parts: list[str], answers: list[Answer]) -> Ans
                 number_of[key] = len(citations) + 1
                 citations.append(Citation(number_of[key], c.chunk, c.quote, c.start, c.end))
             renumber[c.n] = number_of[key]
-        for line in _MARKER.sub(lambda m: f"[{renumber[int(m.group(1))]}]", answer.text).splitlines():
+        for line in CITATION_MARKER.sub(lambda m: f"[{renumber[int(m.group(1))]}]", answer.text).splitlines():
             if not (line.startswith("原文：") and line in lines):  # one quote of a shared sentence is enough
                 lines.append(line)
     return Answer(question=question, text="\n".join(lines), refused=False, citations=citations)

@@ -10,11 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ingest.text import content_terms, place_names
+from core.text import YEAR_MENTION, content_terms, place_names
+from core.types import Turn
 
-from .models import Turn
-
-YEAR = re.compile(r"(?:19|20)\d{2}年?")
 # Openers and pronouns that point back at the previous turn.
 FOLLOW_UP_OPENERS = re.compile(r"^(?:那|这|它|其|该|还有|另外|此外|具体|分别|其中|再|又|同时|以及|和|跟|里面|同一)")
 BACK_REFERENCES = re.compile(r"这个|那个|这些|那些|这项|这是|这方面|该|它们?|他们|上述|前面|刚才|其中|具体|别的|里面|同一")
@@ -22,11 +20,8 @@ SHORT_QUESTION_CHARS = 10
 
 
 def as_turns(history: Sequence[Turn | dict] | None) -> list[Turn]:
-    """Accept Turn objects or {"question", "answer"} dicts (the eval set's and API's shape)."""
-    turns = []
-    for turn in history or ():
-        turns.append(turn if isinstance(turn, Turn) else Turn(str(turn.get("question", "")), str(turn.get("answer", ""))))
-    return [t for t in turns if t.question.strip()]
+    """The turns with a question, from Turn objects or {"question", "answer"} dicts (the eval set's and API's shape)."""
+    return [t for t in map(Turn.of, history or ()) if t.question.strip()]
 
 
 def is_follow_up(question: str) -> bool:
@@ -43,8 +38,8 @@ def resolve_follow_up(question: str, history: Sequence[Turn | dict] | None) -> s
     if not turns or not is_follow_up(question):
         return question
     previous = turns[-1].question.strip().rstrip("？?。！!")
-    if YEAR.search(question):
-        previous = YEAR.sub("", previous)
+    if YEAR_MENTION.search(question):
+        previous = YEAR_MENTION.sub("", previous)
     for place in place_names(question):
         for old in place_names(previous):
             previous = previous.replace(old, "")

@@ -5,23 +5,9 @@ reports the same check as the groundedness metric.
 """
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Sequence
 
-CITATION_MARKER = re.compile(r"\[\d+\]")
-NUMBER = re.compile(r"\d+(?:\.\d+)?")
-TITLE = re.compile(r"《[^《》]+》")
-
-
-def normalise(text: str) -> str:
-    """NFKC form of ``text``: full-width digits and punctuation fold to half-width."""
-    return unicodedata.normalize("NFKC", text)
-
-
-def answer_body(answer_text: str) -> str:
-    """The answer as checked: NFKC-normalised, without citation markers like [1]."""
-    return CITATION_MARKER.sub("", normalise(answer_text))
+from core.text import NUMBER, TITLE, answer_body, nfkc
 
 
 def ungrounded_claims(answer_text: str, cited_texts: Sequence[str]) -> list[str]:
@@ -33,7 +19,7 @@ def ungrounded_claims(answer_text: str, cited_texts: Sequence[str]) -> list[str]
     included, is grounded when it is a substring of a cited passage.
     """
     body = answer_body(answer_text)
-    sources = [normalise(text) for text in cited_texts]
+    sources = [nfkc(text) for text in cited_texts]
     known_numbers = {n for text in sources for n in NUMBER.findall(text)}
     missing = [n for n in dict.fromkeys(NUMBER.findall(body)) if n not in known_numbers]
     missing += [t for t in dict.fromkeys(TITLE.findall(body)) if not any(t in text for text in sources)]

@@ -14,15 +14,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ingest.models import Span
+from core.text import CITATION_MARKER, NUMBER, char_bigrams, nfkc
+from core.types import REFUSAL_MESSAGE, Answer, Citation, Hit, Span
 
-from .grounding import NUMBER, normalise, ungrounded_claims
-from .models import REFUSAL_MESSAGE, Answer, Citation, Hit
+from .grounding import ungrounded_claims
 
 if TYPE_CHECKING:
     from langchain_openai import ChatOpenAI
-
-    from reportqa.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +47,6 @@ USER_PROMPT = """【资料】
 
 PASSAGE = "[{n}] 出处：{section}\n{text}"
 
-_MARKER = re.compile(r"\[(\d+)\]")
 # [1,2], ［1］ and 【1】 are how chat models often write [1][2] and [1].
 _MARKER_VARIANT = re.compile(r"[\[［【]\s*(\d+(?:\s*[,，、]\s*\d+)*)\s*[\]］】]")
 # One claim of an answer: up to a sentence end, with the markers right after it.
@@ -69,7 +66,7 @@ def visible_text(reply: str) -> str:
 
 
 def is_refusal(text: str) -> bool:
-    return normalise(text).strip() == normalise(REFUSAL_MESSAGE)
+    return nfkc(text).strip() == nfkc(REFUSAL_MESSAGE)
 
 
 def claims(text: str) -> list[str]:
@@ -78,7 +75,7 @@ def claims(text: str) -> list[str]:
 
 
 def cited_numbers(claim: str) -> list[int]:
-    return [int(n) for n in _MARKER.findall(claim)]
+    return [int(n) for n in CITATION_MARKER.findall(claim)]
 
 
 def check_llm_answer(text: str, passages: Sequence[str]) -> list[str]:
@@ -110,16 +107,11 @@ def check_llm_answer(text: str, passages: Sequence[str]) -> list[str]:
     return problems
 
 
-def _bigrams(text: str) -> set[str]:
-    chars = [c for c in normalise(text) if c.isalnum()]
-    return {a + b for a, b in zip(chars, chars[1:])}
-
-
 def support(claim: str, sentence: str) -> float:
     """How well a source sentence supports a claim: shared numbers first, then shared character pairs."""
-    claim, sentence = normalise(_MARKER.sub("", claim)), normalise(sentence)
+    claim, sentence = nfkc(CITATION_MARKER.sub("", claim)), nfkc(sentence)
     shared_numbers = set(NUMBER.findall(claim)) & set(NUMBER.findall(sentence))
-    return 10.0 * len(shared_numbers) + len(_bigrams(claim) & _bigrams(sentence))
+    return 10.0 * len(shared_numbers) + len(char_bigrams(claim) & char_bigrams(sentence))
 
 
 def cite(text: str, hits: Sequence[Hit]) -> tuple[str, list[Citation]]:
@@ -133,7 +125,7 @@ def cite(text: str, hits: Sequence[Hit]) -> tuple[str, list[Citation]]:
         spans = chunk.sentences or (Span(chunk.start, chunk.end),)
         best = max(spans, key=lambda s: max(support(c, chunk.sentence_text(s)) for c in claims_of[old]))
         citations.append(Citation(renumbered[old], chunk, chunk.sentence_text(best), best.start, best.end))
-    return _MARKER.sub(lambda m: f"[{renumbered[int(m.group(1))]}]", text), citations
+    return CITATION_MARKER.sub(lambda m: f"[{renumbered[int(m.group(1))]}]", text), citations
 
 
 def build_messages(question: str, hits: Sequence[Hit]) -> list[tuple[str, str]]:
@@ -160,17 +152,27 @@ class LLMEvent:
         return self.answer is not None
 
 
+@dataclass(frozen=True)
+class LLMEndpoint:
+    """An OpenAI-compatible chat endpoint: where, which model, its key (local servers need none), how long to wait."""
+
+    base_url: str
+    model: str
+    api_key: str | None = None
+    timeout_s: float = 30.0
+
+
 class LLMAnswerer:
     """Answers from the top hits with an OpenAI-compatible chat model; falls back to the extractive answer."""
 
-    def __init__(self, settings: "Settings", *, max_passages: int = 5, max_tokens: int | None = 800,
+    def __init__(self, endpoint: LLMEndpoint | None, *, max_passages: int = 5, max_tokens: int | None = 800,
                  temperature: float | None = 0.0, max_retries: int = 0):
-        if not settings.llm_enabled:
+        if endpoint is None or not (endpoint.base_url and endpoint.model):
             raise ValueError("The LLM answerer is off: set REPORTQA_LLM_BASE_URL and REPORTQA_LLM_MODEL "
-                             f"(got base URL {settings.llm_base_url!r}, model {settings.llm_model!r})")
+                             f"(got {endpoint!r})")
         if max_passages <= 0:
             raise ValueError(f"max_passages must be > 0, got {max_passages}")
-        self.settings = settings
+        self.endpoint = endpoint
         self.max_passages = max_passages
         self.max_tokens = max_tokens
         self.temperature = temperature
@@ -182,13 +184,13 @@ class LLMAnswerer:
         if self._client is None:
             from langchain_openai import ChatOpenAI
 
-            s = self.settings
+            e = self.endpoint
             self._client = ChatOpenAI(
-                model=s.llm_model,
-                base_url=s.llm_base_url,
+                model=e.model,
+                base_url=e.base_url,
                 # Local servers need no key; an explicit placeholder also keeps OPENAI_API_KEY from being sent elsewhere.
-                api_key=s.llm_api_key or "not-needed",
-                timeout=s.llm_timeout_s,
+                api_key=e.api_key or "not-needed",
+                timeout=e.timeout_s,
                 max_retries=self.max_retries,
                 streaming=True,
                 temperature=self.temperature,
@@ -254,14 +256,14 @@ class LLMAnswerer:
     def _describe(self, exc: Exception) -> str:
         import openai
 
-        s = self.settings
+        e = self.endpoint
         if isinstance(exc, openai.APITimeoutError):
-            return f"no reply from {s.llm_base_url} within {s.llm_timeout_s:g} s (timeout; raise REPORTQA_LLM_TIMEOUT_S)"
+            return f"no reply from {e.base_url} within {e.timeout_s:g} s (timeout; raise REPORTQA_LLM_TIMEOUT_S)"
         if isinstance(exc, openai.APIStatusError):
-            return f"HTTP {exc.status_code} from {s.llm_base_url}: {exc.message}"
+            return f"HTTP {exc.status_code} from {e.base_url}: {exc.message}"
         if isinstance(exc, openai.APIConnectionError):
-            return f"cannot connect to {s.llm_base_url}: {exc}"
-        return f"{type(exc).__name__} from {s.llm_base_url}: {exc}"
+            return f"cannot connect to {e.base_url}: {exc}"
+        return f"{type(exc).__name__} from {e.base_url}: {exc}"
 
     @staticmethod
     def _fallback(extractive: Answer, reason: str, reply: str) -> LLMEvent:
@@ -269,9 +271,9 @@ class LLMAnswerer:
         return LLMEvent(text=extractive.text, answer=extractive, fallback_reason=reason, llm_text=reply)
 
 
-def make_llm_answerer(settings: "Settings", **kwargs) -> LLMAnswerer | None:
+def make_llm_answerer(endpoint: LLMEndpoint | None, **kwargs) -> LLMAnswerer | None:
     """An LLMAnswerer when an endpoint is configured, else None (and nothing is constructed or sent)."""
-    return LLMAnswerer(settings, **kwargs) if settings.llm_enabled else None
+    return LLMAnswerer(endpoint, **kwargs) if endpoint is not None else None
 
 
-__all__ = ["LLMAnswerer", "LLMEvent", "check_llm_answer", "make_llm_answerer", "SYSTEM_PROMPT", "USER_PROMPT"]
+__all__ = ["LLMAnswerer", "LLMEndpoint", "LLMEvent", "check_llm_answer", "make_llm_answerer", "SYSTEM_PROMPT", "USER_PROMPT"]

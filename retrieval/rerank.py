@@ -14,11 +14,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from ingest.build import passage_text
-from reportqa.errors import ModelUnavailable
-from reportqa.offline import LazyOfflineModel, load_offline, unavailable
-
-from .models import Hit
+from core.errors import ModelUnavailable
+from core.offline import LazyOfflineModel, load_offline, unavailable
+from core.types import Hit, passage_text
 
 EXAMPLE_RERANKER = "BAAI/bge-reranker-base"
 

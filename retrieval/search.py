@@ -15,11 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ingest.store import StoredIndex
-from ingest.text import tokenize
-
-from .models import Hit
-from .scope import Scope
+from core.text import tokenize
+from core.types import Hit, Scope
+from index.store import StoredIndex
 
 RRF_K = 10
 

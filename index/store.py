@@ -8,7 +8,7 @@ Layout::
     index/v-<stamp>/manifest.json
                     chunks.jsonl      chunk table, row i = FAISS id i
                     dense.faiss       inner product over normalised chunk vectors: exact (flat)
-                                      or HNSW by size (ingest/vectors.py); absent when the
+                                      or HNSW by size (index/vectors.py); absent when the
                                       vectors live in Milvus (manifest "vector_store")
                     sentences.npy     one normalised vector per chunk sentence, in order
                     bm25/             bm25s index over jieba tokens, same order
@@ -20,73 +20,24 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from reportqa.errors import IndexMismatch, IndexMissing
+from core.errors import IndexMismatch, IndexMissing
+from core.files import replace_atomically, write_durably
+from core.types import Chunk
 
-from .models import Chunk
-from .vectors import DenseStore, FaissStore, MilvusStore, ScopeRows, VectorStoreConfig, delete_milvus_ids, sync_milvus
+from .manifest import Manifest, differences
+from .milvus import MilvusStore, delete_milvus_ids, sync_milvus
+from .parts import PARTS, PARTS_JOURNAL
+from .vectors import DenseStore, FaissStore, ScopeRows, VectorStoreConfig
 
-FORMAT_VERSION = 2  # 2: report metadata on chunks, per-report parts
 CURRENT = "CURRENT"
-PARTS = "parts"  # per-report parts that builds reuse (ingest.build); never a version
-PARTS_JOURNAL = "parts.journal"  # "<part key> <sha256>" of each part as it was written (ingest.build)
-
-
-@dataclass
-class Manifest:
-    """What an index was built from; loading compares it with what is wanted."""
-
-    embedder: dict  # {"name": str, "dim": int}
-    chunker: dict
-    sources: list[dict]  # [{"source", "sha256", "status", "reason"?}]
-    chunk_count: int
-    sentence_count: int
-    format_version: int = FORMAT_VERSION
-    # {"kind": "faiss", "index": "flat"|"hnsw"} or {"kind": "milvus", "uri", "collection"}; older indexes were flat
-    vector_store: dict = field(default_factory=lambda: {"kind": "faiss", "index": "flat"})
-    created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, row: dict) -> "Manifest":
-        return cls(**{k: row[k] for k in cls.__dataclass_fields__ if k in row})
-
-    def indexed(self) -> list[dict]:
-        """The source rows of the reports that went in (not the skipped files)."""
-        return [s for s in self.sources if s.get("status") == "indexed"]
-
-    def source_hashes(self) -> dict[str, str]:
-        return {s["source"]: s["sha256"] for s in self.sources}
-
-
-def differences(manifest: Manifest, embedder: dict, chunker: dict, source_hashes: dict[str, str]) -> list[str]:
-    """Why an index does not match what is wanted, as short English phrases."""
-    reasons: list[str] = []
-    if manifest.format_version != FORMAT_VERSION:
-        reasons.append(f"index format {manifest.format_version}, this version reads {FORMAT_VERSION}")
-    if manifest.embedder != embedder:
-        reasons.append(f"built with embedder {manifest.embedder['name']} ({manifest.embedder['dim']}-dim), configured {embedder['name']} ({embedder['dim']}-dim)")
-    if manifest.chunker != chunker:
-        reasons.append(f"chunker settings changed ({manifest.chunker} -> {chunker})")
-    built = manifest.source_hashes()
-    for source in sorted(set(built) | set(source_hashes)):
-        if source not in source_hashes:
-            reasons.append(f"{source} was removed")
-        elif source not in built:
-            reasons.append(f"{source} is new")
-        elif built[source] != source_hashes[source]:
-            reasons.append(f"{source} changed")
-    return reasons
 
 
 @dataclass
@@ -100,15 +51,6 @@ class StoredIndex:
     sentence_vectors: np.ndarray
     bm25: object  # bm25s.BM25
     rows_in: ScopeRows  # chunk-table rows inside a scope
-
-
-def write_durably(path: Path, data: str | bytes) -> None:
-    """Write (text as UTF-8) and fsync: a crash afterwards cannot leave the file half-written on disk."""
-    with open(path, "wb") as handle:
-        data = data.encode("utf-8") if isinstance(data, str) else data
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def write_index(index_dir: Path, manifest: Manifest, chunks: list[Chunk], chunk_vectors: np.ndarray,
@@ -135,9 +77,7 @@ def write_index(index_dir: Path, manifest: Manifest, chunks: list[Chunk], chunk_
     write_durably(version / "chunks.jsonl", "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks))
     # The manifest goes last: a folder without one is an unfinished build.
     write_durably(version / "manifest.json", json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2))
-    pointer = index_dir / f".{CURRENT}.{uuid.uuid4().hex[:6]}"
-    write_durably(pointer, version.name)
-    os.replace(pointer, index_dir / CURRENT)
+    replace_atomically(index_dir / CURRENT, version.name)
     _remove_stale_versions(index_dir, keep=version.name)
     if stale_ids:
         delete_milvus_ids(vectors, stale_ids)

@@ -1,171 +1,32 @@
-"""Where chunk vectors live: FAISS in the index folder (default) or a Milvus collection.
+"""Chunk vectors in a Milvus collection (a server, a cluster, or Milvus Lite in a local folder).
 
-``VectorStoreConfig`` is chosen by configuration (REPORTQA_VECTOR_STORE_URI):
-empty → FAISS beside the chunk table; a Milvus URI (``./data/milvus.db`` for
-Milvus Lite, ``http://host:19530`` for a server or cluster) → Milvus.
-
-Either way retrieval sees a ``DenseStore``: rows of the chunk table, best
-first, by inner product of normalised vectors (= cosine).
+Chosen by REPORTQA_VECTOR_STORE_URI; ingest keeps the collection in step with
+the chunk table (``sync_milvus`` before a version goes live, ``delete_milvus_ids``
+after), and ``MilvusStore`` searches it as a ``DenseStore``.
 """
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from reportqa.errors import IndexMissing, VectorStoreUnavailable
+from core.errors import IndexMissing, VectorStoreUnavailable
+from core.types import Chunk, Scope
 
-from .models import Chunk
-
-if TYPE_CHECKING:
-    from retrieval.scope import Scope
-
-# HNSW settings, measured by bench/index_recall.py (README, "Vector store and index size").
-# M=32 costs 256 bytes a vector beside the vector's own 1536 (+18% memory) and keeps
-# the graph connected across the tight clusters e5 vectors form.
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80  # 100k vectors build in about 30 s on 2 cores, 200k in 1-3 minutes
-# The retriever asks for 50 neighbours. ef=512: recall@10 >= 0.96 up to 200k clustered
-# vectors for ~2 ms a query (ef=64: 0.69 at 200k); latency is cheap next to the 30 ms budget.
-HNSW_EF_SEARCH = 512
+from .vectors import VectorStoreConfig
 
 FILTER_FIELDS = ("source", "issuer", "year")
 MILVUS_BATCH = 1000  # rows a request: far below gRPC's 64 MB message limit at 384 dims
-# Milvus Lite has no server clock for query iterators and warns on every listing; harmless.
-logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
-# A Lite file that will not open is logged with a traceback; VectorStoreUnavailable says it in one line.
-logging.getLogger("milvus_lite.server_manager").setLevel(logging.CRITICAL)
 
 
-@dataclass(frozen=True)
-class VectorStoreConfig:
-    uri: str | None = None  # None: FAISS in the index folder
-    collection: str = "reportqa_chunks"
-    # FAISS: exact search below this many chunks, HNSW at and above. Exact search p95 is ~6 ms
-    # at 10k chunks and ~12 ms at 20k on 2 cores; HNSW finds the same top 10 there in ~1 ms.
-    exact_below: int = 10_000
-
-    @property
-    def kind(self) -> str:
-        return "milvus" if self.uri else "faiss"
-
-    @classmethod
-    def from_settings(cls, settings) -> "VectorStoreConfig":
-        return cls(uri=settings.vector_store_uri or None, collection=settings.milvus_collection,
-                   exact_below=settings.faiss_exact_below)
-
-
-class DenseStore(Protocol):
-    """Chunk vectors by row of the chunk table."""
-
-    def search(self, vector: np.ndarray, k: int, scope: Scope | None = None) -> list[tuple[int, float]]:
-        """Up to ``k`` (row, inner product) pairs inside ``scope``, best first."""
-
-    def vector(self, row: int) -> np.ndarray: ...
-
-    def __len__(self) -> int: ...
-
-
-class ScopeRows:
-    """Rows of the chunk table inside a scope; cached, as a UI asks the same few scopes again and again."""
-
-    def __init__(self, chunks: list[Chunk]):
-        # Each row's source, issuer and year as codes: a scope is then a few vectorised
-        # comparisons (~1 ms at 200k chunks) instead of a Python pass over every chunk.
-        self._codes: dict[str, dict] = {"source": {}, "issuer": {}}
-        self._source = self._encode("source", (c.source for c in chunks))
-        self._issuer = self._encode("issuer", (c.issuer for c in chunks))
-        self._year = np.fromiter((c.year or 0 for c in chunks), dtype=np.int32, count=len(chunks))
-        self._cached = lru_cache(maxsize=64)(self._rows)
-
-    def _encode(self, field: str, values) -> np.ndarray:
-        codes = self._codes[field]
-        return np.fromiter((codes.setdefault(v, len(codes)) for v in values), dtype=np.int32)
-
-    def __call__(self, scope: Scope) -> np.ndarray:
-        return self._cached(scope)
-
-    def _rows(self, scope: Scope) -> np.ndarray:
-        mask = np.ones(len(self._year), dtype=bool)
-        for column, field, wanted in ((self._source, "source", scope.sources), (self._issuer, "issuer", scope.issuers)):
-            if wanted:
-                mask &= np.isin(column, [self._codes[field][v] for v in wanted if v in self._codes[field]])
-        if scope.years:
-            mask &= np.isin(self._year, list(scope.years))
-        return np.flatnonzero(mask).astype(np.int64)
-
-
-class FaissStore:
-    """Exact inner product below ``exact_below`` vectors, HNSW at and above.
-
-    A scope narrower than ``exact_below`` rows is searched exactly over those
-    rows even in an HNSW index (its flat storage, through an ID selector): a
-    filtered graph walk misses most of a small scope's rows.
-    """
-
-    def __init__(self, index, rows_in: ScopeRows, exact_below: int):
-        import faiss
-
-        self.index = index
-        self.rows_in = rows_in
-        self.exact_below = exact_below
-        self.kind = "hnsw" if isinstance(index, faiss.IndexHNSW) else "flat"
-        self._exact = faiss.downcast_index(index.storage) if self.kind == "hnsw" else index
-
-    @classmethod
-    def build(cls, vectors: np.ndarray, rows_in: ScopeRows, exact_below: int) -> "FaissStore":
-        import faiss
-
-        dim = vectors.shape[1]
-        if len(vectors) < exact_below:
-            index = faiss.IndexFlatIP(dim)
-        else:
-            index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-            index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-        return cls(index, rows_in, exact_below)
-
-    @classmethod
-    def read(cls, path: Path, rows_in: ScopeRows, exact_below: int) -> "FaissStore":
-        import faiss
-
-        return cls(faiss.read_index(str(path)), rows_in, exact_below)
-
-    def write(self, path: Path) -> None:
-        import faiss
-
-        faiss.write_index(self.index, str(path))
-
-    @property
-    def dim(self) -> int:
-        return self.index.d
-
-    def __len__(self) -> int:
-        return self.index.ntotal
-
-    def vector(self, row: int) -> np.ndarray:
-        return self.index.reconstruct(int(row))
-
-    def search(self, vector: np.ndarray, k: int, scope: Scope | None = None) -> list[tuple[int, float]]:
-        import faiss
-
-        rows = self.rows_in(scope) if scope else None
-        k = min(k, len(self) if rows is None else len(rows))
-        if k <= 0:
-            return []
-        query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
-        selector = faiss.IDSelectorBatch(rows) if rows is not None else None
-        if self.kind == "hnsw" and (rows is None or len(rows) >= self.exact_below):
-            scores, ids = self.index.search(query, k, params=faiss.SearchParametersHNSW(
-                sel=selector, efSearch=max(HNSW_EF_SEARCH, k)))
-        else:
-            params = faiss.SearchParameters(sel=selector) if selector is not None else None
-            scores, ids = self._exact.search(query, k, params=params)
-        return [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+def milvus_filter(scope: Scope) -> str:
+    """A scope as a Milvus boolean expression over the rows' source/issuer/year fields."""
+    parts = []
+    for field, values in (("source", scope.sources), ("issuer", scope.issuers), ("year", scope.years)):
+        if values:
+            parts.append(f"{field} in {json.dumps(list(values), ensure_ascii=False)}")
+    return " and ".join(parts)
 
 
 def _unavailable(config: VectorStoreConfig, exc: Exception) -> VectorStoreUnavailable:
@@ -180,6 +41,10 @@ def _unavailable(config: VectorStoreConfig, exc: Exception) -> VectorStoreUnavai
 
 def milvus_client(config: VectorStoreConfig):
     """A connected client, or VectorStoreUnavailable naming the URI and the fix."""
+    # Milvus Lite has no server clock for query iterators and warns on every listing; harmless.
+    logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
+    # A Lite file that will not open is logged with a traceback; VectorStoreUnavailable says it in one line.
+    logging.getLogger("milvus_lite.server_manager").setLevel(logging.CRITICAL)
     try:
         from pymilvus import MilvusClient
 
@@ -243,7 +108,7 @@ class MilvusStore:
     def search(self, vector: np.ndarray, k: int, scope: Scope | None = None) -> list[tuple[int, float]]:
         found = self.client.search(
             self.config.collection, data=[np.asarray(vector, dtype=np.float32).tolist()], limit=k,
-            filter=scope.milvus_expr() if scope else "", output_fields=["id"],
+            filter=milvus_filter(scope) if scope else "", output_fields=["id"],
             search_params={"metric_type": "IP"})[0]
         # An id not in this chunk table belongs to an ingest running right now: its rows go live with it.
         return [(self._row[h["id"]], float(h["distance"])) for h in found if h["id"] in self._row]

@@ -3,6 +3,9 @@
 Several people vote at once (Gradio worker threads, more than one server process), so every
 call opens its own connection, the database runs in WAL mode with a busy timeout, and every
 write is one ``BEGIN IMMEDIATE`` transaction: a vote waits its turn instead of failing.
+
+(Over 300 lines on purpose: the connection discipline, the schema and its migration, the
+Chinese/English error for each way SQLite fails, and the exports all read the same table.)
 """
 from __future__ import annotations
 
@@ -18,11 +21,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reportqa.errors import ReportQAError
+from core.errors import ReportQAError
 
 if TYPE_CHECKING:
-    from reportqa.config import Settings
-    from retrieval.models import Answer, Turn
+    from core.types import Answer, Turn
 
 SCHEMA_VERSION = 1  # PRAGMA user_version; bump with a migration in _ensure_schema
 VOTES = ("up", "down")
@@ -70,12 +72,18 @@ class FeedbackRow:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def turns(self) -> list[Turn]:
+        """The earlier turns of the conversation the vote was given in."""
+        from core.types import Turn
+
+        return [Turn.of(t) for t in self.history if isinstance(t, dict)]
+
+    def quotes(self) -> list[str]:
+        """The supporting sentences the answer quoted, in citation order."""
+        return [str(c.get("quote", "")) for c in self.citations if isinstance(c, dict)]
+
 
 COLUMNS = tuple(f.name for f in fields(FeedbackRow))
-
-
-def default_feedback_path(settings: Settings) -> Path:
-    return Path(settings.data_dir) / "feedback.db"
 
 
 class FeedbackStore:
