@@ -4,15 +4,15 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
-
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
+
+from core.files import replace_atomically
+from core.types import Turn
 
 Category = Literal["fact", "paraphrase", "multi", "unanswerable", "followup"]
 CATEGORIES: tuple[str, ...] = ("fact", "paraphrase", "multi", "unanswerable", "followup")
@@ -28,8 +28,8 @@ MAX_HISTORY_TURNS = 10
 Quote = Annotated[str, StringConstraints(max_length=MAX_QUOTE_CHARS)]
 
 
-class Turn(BaseModel):
-    """An earlier exchange of the conversation a follow-up question belongs to."""
+class TurnRow(BaseModel):
+    """How a ``core.types.Turn`` of an item's history is written in the set: checked, then made a Turn."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
@@ -60,6 +60,15 @@ class EvalItem(BaseModel):
     reference_answer: str = Field(max_length=MAX_ANSWER_CHARS)
     required_facts: list[Quote] = Field(max_length=MAX_LIST_ITEMS)  # strings a correct answer contains verbatim
     evidence: list[Quote] = Field(max_length=MAX_LIST_ITEMS)  # verbatim quotes from the report that support the answer
+
+    @field_validator("history", mode="before")
+    @classmethod
+    def _turns(cls, history: object) -> object:
+        """Rows of the file (or Turns) as checked Turns: one Turn type across the code, a strict schema on disk."""
+        if not isinstance(history, list):
+            return history  # the list type check below says what is wrong
+        rows = [TurnRow.model_validate(t.to_dict() if isinstance(t, Turn) else t) for t in history]
+        return [Turn(row.question, row.answer) for row in rows]
 
     # Fields are validated in order, so each check sees the fields declared before it.
     @field_validator("category")
@@ -200,21 +209,8 @@ def append_item(path: Path | str, item: EvalItem | dict) -> EvalItem:
             raise ValueError(f"id {item.id!r} is already in {path}; choose another id")
         if old and not old.endswith("\n"):
             old += "\n"
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-                tmp.write(old + item.to_json_line() + "\n")
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            if path.exists():
-                os.chmod(tmp_name, path.stat().st_mode & 0o777)
-            else:
-                os.chmod(tmp_name, 0o644)
-            os.replace(tmp_name, path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        os.fsync(folder_fd)  # make the rename itself durable
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+        replace_atomically(path, old + item.to_json_line() + "\n", mode)
     finally:
         os.close(folder_fd)  # also releases the lock
     return item

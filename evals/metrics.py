@@ -10,11 +10,11 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from core.stats import percentile  # noqa: F401 - the latency percentile the summaries report
+from core.text import answer_body, nfkc
 from retrieval import grounding
-from retrieval.grounding import answer_body, normalise
 
 from .models import CitedPassage, Passage
-
 
 # --- retrieval ---------------------------------------------------------------
 
@@ -26,7 +26,7 @@ def covers(passage: Passage, quote: Passage) -> bool:
     in the same source file and the passage holds at least half of the
     quote's characters.
     """
-    if normalise(quote.text) in normalise(passage.text):
+    if nfkc(quote.text) in nfkc(passage.text):
         return True
     if None in (passage.start, passage.end, quote.start, quote.end) or passage.source != quote.source:
         return False
@@ -81,7 +81,7 @@ def missing_facts(answer_text: str, refused: bool, required_facts: Iterable[str]
     if refused:
         return facts
     body = answer_body(answer_text)
-    return [fact for fact in facts if normalise(fact) not in body]
+    return [fact for fact in facts if nfkc(fact) not in body]
 
 
 def fact_accuracy(answer_text: str, refused: bool, required_facts: Iterable[str]) -> float:
@@ -157,23 +157,6 @@ def refusal_scores(refused: Sequence[bool], answerable: Sequence[bool]) -> Refus
 
 
 # --- latency -----------------------------------------------------------------
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0-100) with linear interpolation between closest ranks; None for no values.
-
-    Latency p50 and p95 are this over the per-question wall time (ms) of the
-    system's answer call, retrieval included, with models already loaded.
-    """
-    if not 0 <= q <= 100:
-        raise ValueError(f"q must be between 0 and 100, got {q}")
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    position = (len(ordered) - 1) * q / 100
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
 
 def mean(values: Iterable[float | None]) -> float | None:
     """The mean of the values that apply (not None); None when none do."""

@@ -1,10 +1,13 @@
 """What an evaluation leaves on disk: results.jsonl, summary.json, report.md and chart.png."""
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 from pathlib import Path
+from typing import BinaryIO
+
+from core.files import replace_atomically
+from core.text import json_line
 
 from .runner import EvalRun
 
@@ -145,7 +148,7 @@ def _grouped_bars(axes, groups: list[str], blocks: list[dict], shown, title: str
     axes.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=min(len(shown), 4))
 
 
-def render_chart(run: EvalRun, path: Path) -> None:
+def render_chart(run: EvalRun, path: Path | BinaryIO) -> None:
     """chart.png: ours by category (left) and the systems side by side (right).
 
     Labels are English (category ids, metric names), so no CJK font is needed.
@@ -171,28 +174,15 @@ def render_chart(run: EvalRun, path: Path) -> None:
     figure.savefig(path, dpi=120, format="png")
 
 
-def _write_atomically(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_outputs(run: EvalRun, out_dir: Path | str) -> dict[str, Path]:
     """Write the four output files into ``out_dir`` (created if needed); each replaces its old copy whole."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in ("results.jsonl", "summary.json", "report.md", "chart.png")}
-    rows = "".join(json.dumps(r.to_row(), ensure_ascii=False) + "\n" for r in run.results)
-    _write_atomically(paths["results.jsonl"], lambda p: p.write_text(rows, encoding="utf-8"))
-    summary = json.dumps(run.summary(), ensure_ascii=False, indent=2)
-    _write_atomically(paths["summary.json"], lambda p: p.write_text(summary + "\n", encoding="utf-8"))
-    report = render_report(run)
-    _write_atomically(paths["report.md"], lambda p: p.write_text(report, encoding="utf-8"))
-    _write_atomically(paths["chart.png"], lambda p: render_chart(run, p))
+    replace_atomically(paths["results.jsonl"], "".join(json_line(r.to_row()) + "\n" for r in run.results))
+    replace_atomically(paths["summary.json"], json.dumps(run.summary(), ensure_ascii=False, indent=2) + "\n")
+    replace_atomically(paths["report.md"], render_report(run))
+    chart = io.BytesIO()
+    render_chart(run, chart)
+    replace_atomically(paths["chart.png"], chart.getvalue())
     return paths

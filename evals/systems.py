@@ -6,10 +6,7 @@ import time
 import warnings
 from typing import Protocol
 
-from ingest.build import document_text
-from reportqa.config import Settings
-from reportqa.errors import ReportQAError
-from reportqa.service import ReportQA
+from core.errors import ReportQAError
 
 from .dataset import EvalItem
 from .models import CitedPassage, Passage, Response
@@ -37,9 +34,13 @@ class System(Protocol):
 
 
 class PipelineSystem:
-    """ReportQA itself, answering through ``ask`` exactly as the CLI and the chat do."""
+    """ReportQA itself, answering through ``ask`` exactly as the CLI and the chat do.
 
-    def __init__(self, name: str, qa: ReportQA):
+    ``qa`` is the application's service (reportqa.service.ReportQA): anything with
+    ``index``, ``retrieve``, ``ask``, ``reports``, ``report_text`` and ``with_retrieval_mode``.
+    """
+
+    def __init__(self, name: str, qa):
         self.name = name
         self.qa = qa
 
@@ -68,7 +69,7 @@ class PipelineSystem:
 
 
 def _history(item: EvalItem) -> list[dict]:
-    return [turn.model_dump() for turn in item.history]
+    return [turn.to_dict() for turn in item.history]
 
 
 FIRST_SENTENCE = re.compile(r"[^。！？；]*[。！？；]?")
@@ -128,33 +129,32 @@ class LangChainBaseline:
         return Response(answer, False, citations, latency)
 
 
-def read_sources(qa: ReportQA) -> dict[str, str]:
+def read_sources(qa) -> dict[str, str]:
     """The text of every report the index was built from, by the source name chunks carry.
 
     The text citations' offsets point into: the file for .txt/.md, the converted
     text for .html/.docx/.pdf, as the index keeps it.
     """
-    return {s["source"]: document_text(qa.settings.index_path, s) for s in qa.reports()}
+    return {r.source: qa.report_text(r.source) for r in qa.reports()}
 
 
-def build_systems(names: list[str] | tuple[str, ...], settings: Settings, qa: ReportQA | None = None) -> list[System]:
-    """The named systems over the index ``settings`` point at.
+def build_systems(names: list[str] | tuple[str, ...], qa) -> list[System]:
+    """The named systems over ``qa``'s index (``qa``: the service, see PipelineSystem).
 
-    ``bm25`` and ``dense`` are ReportQA with that retrieval mode, reading the
-    same index folder (the mode is not part of the index). ``qa``, when
-    given, is reused as ``ours`` and lends its embedder to LangChain.
+    ``ours`` is ``qa``; ``bm25`` and ``dense`` are ``qa`` with that retrieval
+    mode, reading the same index folder (the mode is not part of the index);
+    LangChain borrows ``qa``'s embedder.
     """
     unknown = [n for n in names if n not in SYSTEM_NAMES]
     if unknown:
         raise ValueError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEM_NAMES)}")
-    qa = qa or ReportQA(settings)
     qa.load()
     systems: list[System] = []
     for name in names:
         if name == "ours":
             systems.append(PipelineSystem("ours", qa))
         elif name in ("bm25", "dense"):
-            variant = ReportQA(qa.settings.model_copy(update={"retrieval_mode": name}), qa.answer_settings)
+            variant = qa.with_retrieval_mode(name)
             variant.load()
             systems.append(PipelineSystem(name, variant))
         else:

@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
+from core.errors import InvalidQuestion, ReportQAError, UnknownScope
 from core.text import clean_user_text, json_line
-from retrieval.models import report_label
+from core.types import Scope, report_label
 
-from .config import Settings
-from .errors import InvalidQuestion, ReportQAError, UnknownScope
+from .config import Settings, settings_error
+from .runtime import prepare_process, settle_loaded_index
 
 MAX_HISTORY_TURNS = 20  # --history: earlier turns kept (the follow-up resolver reads the last one)
 
@@ -52,10 +54,14 @@ def _service(ctx: click.Context):
 def main(ctx: click.Context, data_dir: Path | None, raw_dir: Path | None, embedder: str | None, reranker: str | None, llm_base_url: str | None,
          llm_model: str | None, llm_timeout_s: float | None) -> None:
     """ReportQA: grounded answers, with sources, from Chinese government reports."""
+    prepare_process()
     given = {"data_dir": data_dir, "raw_dir": raw_dir, "embedder": embedder, "reranker": reranker, "llm_base_url": llm_base_url, "llm_model": llm_model,
              "llm_timeout_s": llm_timeout_s}
     overrides = {k: v for k, v in given.items() if v is not None}
-    ctx.obj = {"settings": Settings(**overrides)}
+    try:
+        ctx.obj = {"settings": Settings(**overrides)}
+    except ValidationError as exc:  # REPORTQA_TOP_K=0 and the like: one line naming the setting
+        raise click.ClickException(f"bad setting: {settings_error(exc)}") from None
 
 
 @main.command()
@@ -222,8 +228,6 @@ def ask(ctx: click.Context, question: str | None, as_json: bool, history: str | 
 
 def _scope(qa, reports: tuple[str, ...], issuers: tuple[str, ...], years: tuple[int, ...]):
     """--report/--issuer/--year as a Scope; a value no indexed report has is refused with the known ones."""
-    from retrieval.scope import Scope
-
     scope = Scope(tuple(map(clean_user_text, reports)), tuple(map(clean_user_text, issuers)), tuple(years)) or None
     try:
         qa.check_scope(scope)
@@ -243,6 +247,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     qa = _service(ctx)
     with _file_progress("Building the index") as on_file:
         qa.ensure_index(progress=lambda msg: click.echo(msg, err=True), on_file=on_file)
+    settle_loaded_index()
     from .server import launch
 
     settings = qa.settings
@@ -250,7 +255,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
 
 def _register_eval() -> None:
-    from evals.cli import eval_command
+    from .eval_command import eval_command
 
     main.add_command(eval_command)
 

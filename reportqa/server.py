@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+from .runtime import prepare_process
 
 logger = logging.getLogger(__name__)
 
@@ -81,15 +80,26 @@ async def _json_response(send, status: int, body: dict) -> None:
     await send({"type": "http.response.body", "body": data})
 
 
-def create_app(qa, eval_set_path=None, eval_out_dir=None, feedback_path=None,
+def create_app(qa, eval_set_path: Path | None = None, eval_out_dir: Path | None = None,
+               feedback_path: Path | None = None, staff_credentials: tuple[str, str] | None = None,
                concurrency_limit: int | None = None, max_size: int | None = None):
-    """The FastAPI app serving the chat for ``qa`` (a ReportQA) at "/"."""
+    """The FastAPI app serving the chat for ``qa`` (a ReportQA) at "/".
+
+    Paths and the staff login default to ``qa.settings``'s (the data folder's evaluation set,
+    evaluation output and feedback database; REPORTQA_STAFF_USER/PASSWORD).
+    """
+    prepare_process()
     import gradio as gr
     from fastapi import FastAPI
 
-    from ui.app import CONCURRENCY_LIMIT, CSS, QUEUE_MAX_SIZE, SOURCE_JS, THEME, build_app
+    from ui.app import build_app
+    from ui.page import CONCURRENCY_LIMIT, CSS, QUEUE_MAX_SIZE, SOURCE_JS, THEME
 
-    demo = build_app(qa, eval_set_path, eval_out_dir, feedback_path)
+    settings = qa.settings
+    demo = build_app(qa, eval_set_path=eval_set_path or settings.eval_set_path,
+                     eval_out_dir=eval_out_dir or settings.eval_out_path,
+                     feedback_path=feedback_path or settings.feedback_path,
+                     staff_credentials=staff_credentials or settings.staff_credentials)
     demo.queue(default_concurrency_limit=concurrency_limit or CONCURRENCY_LIMIT, max_size=max_size or QUEUE_MAX_SIZE)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(SecurityMiddleware)
@@ -139,11 +149,11 @@ class RunningServer:
 
 
 def launch(qa, host: str = "127.0.0.1", port: int = 7860, eval_set_path=None, eval_out_dir=None,
-           feedback_path=None, concurrency_limit: int | None = None, max_size: int | None = None,
-           prevent_thread_lock: bool = False, **_ignored: Any) -> RunningServer:
+           feedback_path=None, staff_credentials: tuple[str, str] | None = None, concurrency_limit: int | None = None,
+           max_size: int | None = None, prevent_thread_lock: bool = False, **_ignored: Any) -> RunningServer:
     """Serve the chat for ``qa`` on host:port: in a background thread (``prevent_thread_lock``, returns the
-    running server), else until interrupted."""
-    app = create_app(qa, eval_set_path, eval_out_dir, feedback_path, concurrency_limit, max_size)
+    running server), else until interrupted. See ``create_app`` for the rest."""
+    app = create_app(qa, eval_set_path, eval_out_dir, feedback_path, staff_credentials, concurrency_limit, max_size)
     server = RunningServer(app, host, port)
     if prevent_thread_lock:
         return server.start()

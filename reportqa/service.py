@@ -1,38 +1,29 @@
 """ReportQA: the one object the CLI and the UI talk to (load once, ask many)."""
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from ingest.build import BuildResult, build_index, embedder_info, source_hashes
-from ingest.chunker import ChunkerSettings
-from ingest.formats import ParseLimits
-from ingest.store import (
-    StoredIndex,
-    check_matches,
-    differences,
-    load_index,
-    read_manifest,
-)
-from ingest.vectors import VectorStoreConfig
+from core.embedding import Embedder, make_embedder
+from core.errors import IndexMismatch, IndexMissing, InvalidQuestion, ReportFileError, ReportQAError, UnknownScope
+from core.text import clean_user_text, clip
+from core.types import Answer, Hit, ReportInfo, Scope, Turn
+from index.manifest import differences, embedder_info
+from index.parts import report_text
+from index.store import StoredIndex, check_matches, load_index, read_manifest
+from ingest.build import BuildResult, build_index, source_hashes
 from retrieval.answer import AnswerSettings, ExtractiveAnswerer
 from retrieval.compose import merge_answers, split_parts
-from retrieval.followup import resolve_follow_up
+from retrieval.followup import as_turns, resolve_follow_up
 from retrieval.grounding import ungrounded_claims
 from retrieval.llm import LLMEvent, make_llm_answerer
-from retrieval.models import Answer, Hit, Turn
 from retrieval.rerank import make_reranker
-from retrieval.scope import ReportCatalogue, Scope, report_title
+from retrieval.scope import ReportCatalogue
 from retrieval.search import HybridRetriever
 
-from core.text import clean_user_text, clip
-
 from .config import Settings
-from .embeddings import Embedder, make_embedder
-from .errors import IndexMismatch, IndexMissing, InvalidQuestion, ReportQAError, UnknownScope
 
 logger = logging.getLogger(__name__)
 MAX_REASONS_SHOWN = 5  # a folder of thousands of new reports is not listed line by line
@@ -78,6 +69,10 @@ class ReportQA:
         self._catalogue = ReportCatalogue(())  # the indexed reports, to read a scope off a question
         self.stale_reasons: list[str] = []  # why the loaded index is not current, when it could not be rebuilt
 
+    def with_retrieval_mode(self, mode: str) -> "ReportQA":
+        """The same service over the same index with one retrieval list only ("dense", "bm25"): a baseline."""
+        return ReportQA(self.settings.model_copy(update={"retrieval_mode": mode}), self.answer_settings)
+
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
@@ -85,27 +80,12 @@ class ReportQA:
             self._embedder = make_embedder(s.embedder, s.query_prefix, s.passage_prefix)
         return self._embedder
 
-    @property
-    def vectors(self) -> VectorStoreConfig:
-        return VectorStoreConfig.from_settings(self.settings)
-
-    @property
-    def chunker(self) -> ChunkerSettings:
-        return ChunkerSettings(max_chars=self.settings.chunk_max_chars)
-
-    @property
-    def limits(self) -> ParseLimits:
-        s, mib = self.settings, 2**20
-        return ParseLimits(max_file_bytes=int(s.max_report_mb * mib), max_unpacked_bytes=int(s.max_report_unpacked_mb * mib),
-                           max_pages=s.max_report_pages, max_chars=s.max_report_chars, max_seconds=s.parse_timeout_s,
-                           max_memory_bytes=s.parse_memory_mb * mib)
-
     def _wanted(self, manifest=None) -> tuple[dict, dict, dict[str, str]]:
         """What the index should be built from; files whose size and mtime the manifest
         recorded are not hashed again (10,000 reports: 0.3 s instead of 2 s at start-up)."""
         raw = self.settings.raw_path
         hashes = source_hashes([raw], raw, manifest.sources if manifest else ()) if raw.is_dir() else {}
-        return embedder_info(self.embedder), self.chunker.to_dict(), hashes
+        return embedder_info(self.embedder), self.settings.chunker.to_dict(), hashes
 
     def index_status(self) -> IndexStatus:
         """Whether a matching index is on disk, and if not, why."""
@@ -122,9 +102,9 @@ class ReportQA:
         Only new or changed reports are parsed and embedded (ingest.build);
         ``on_file(done, total, name)`` is called as each file is done.
         """
-        raw = self.settings.raw_path
-        result = build_index(list(paths or [raw]), raw, self.settings.index_path, self.embedder, self.chunker,
-                             progress, vectors=self.vectors, on_file=on_file, limits=self.limits)
+        s, raw = self.settings, self.settings.raw_path
+        result = build_index(list(paths or [raw]), raw, s.index_path, self.embedder, s.chunker, progress,
+                             vectors=s.vector_store, on_file=on_file, limits=s.parse_limits)
         self._index = None
         return result
 
@@ -171,7 +151,7 @@ class ReportQA:
         """
         if self._index is not None:
             return
-        index = load_index(self.settings.index_path, self.vectors)
+        index = load_index(self.settings.index_path, self.settings.vector_store)
         embedder, chunker, sources = self._wanted(index.manifest)
         try:
             check_matches(index.manifest, embedder, chunker, sources, self.settings.index_path)
@@ -182,15 +162,12 @@ class ReportQA:
         if reranker is not None:
             reranker.load()  # a missing model is refused now, with the fix, not on a citizen's question
         self._reranker = reranker
-        self._llm = make_llm_answerer(self.settings)
+        self._llm = make_llm_answerer(self.settings.llm_endpoint)
         self._retriever = HybridRetriever(index, mode=self.settings.retrieval_mode)
         self._catalogue = ReportCatalogue(tuple(index.manifest.indexed()))
         self._answerer = ExtractiveAnswerer(index, self.answer_settings)
         self._answerer.question_terms("预热")  # load jieba's dictionaries now, not on a citizen's first question
         self._index = index  # last: a ReportQA is loaded only when every part is
-        # The index lives as long as the process: keep the collector from walking its
-        # millions of objects on every full collection (a latency spike under load).
-        gc.freeze()
 
     @property
     def index(self) -> StoredIndex:
@@ -199,11 +176,19 @@ class ReportQA:
 
     def titles(self) -> list[str]:
         """Titles of the indexed reports, for the page header."""
-        return [report_title(s) for s in self.reports()]
+        return [r.display_title for r in self.reports()]
 
-    def reports(self) -> list[dict]:
+    def reports(self) -> list[ReportInfo]:
         """The indexed reports: source, title, issuer, year, url (what a Scope can name)."""
         return self.index.manifest.indexed()
+
+    def report_text(self, source: str) -> str:
+        """The whole text of an indexed report, as its citations' offsets point into it (converted text for
+        .html/.docx/.pdf); ReportFileError for a source that is not indexed or whose text is gone."""
+        report = next((r for r in self.reports() if r.source == source), None)
+        if report is None:
+            raise ReportFileError(f"{source!r} is not an indexed report", "没有这份报告。")
+        return report_text(self.settings.index_path, report)
 
     def check_scope(self, scope: Scope | None) -> None:
         """Raise UnknownScope naming each report, issuer or year of ``scope`` that no indexed report has."""
@@ -231,8 +216,7 @@ class ReportQA:
             return answer
         logger.error("ungrounded answer to %r: %s not in its citations; showing the quotes only", clip(answer.question),
                      problems)
-        answer.text = "\n".join(f"{c.quote}[{c.n}]" for c in answer.citations)
-        return answer
+        return replace(answer, text="\n".join(f"{c.quote}[{c.n}]" for c in answer.citations))
 
     def retrieve(self, question: str, top_k: int | None = None, history: Sequence[Turn | dict] | None = None,
                  scope: Scope | None = None) -> list[Hit]:
@@ -249,8 +233,7 @@ class ReportQA:
 
     def _named_scope(self, query: str, history: Sequence[Turn | dict] | None) -> Scope | None:
         """The reports the question, or the conversation before it, names by place and year."""
-        earlier = [t.question if isinstance(t, Turn) else t.get("question", "") for t in history or []]
-        return self._catalogue.infer_in_conversation(query, earlier)
+        return self._catalogue.infer_in_conversation(query, [t.question for t in as_turns(history)])
 
     def _search(self, query_vector, query: str, top_k: int, scope: Scope | None = None) -> list[Hit]:
         """Hybrid retrieval, then the reranker (when configured) over a deeper candidate list."""
@@ -292,8 +275,8 @@ class ReportQA:
         query = extractive.resolved_question or question
         for event in self._llm.stream(query, hits, extractive):
             if event.final:
-                event.answer.timings_ms = {**extractive.timings_ms, **event.answer.timings_ms}
-                event = replace(event, answer=self._grounded(event.answer))
+                timed = replace(event.answer, timings_ms={**extractive.timings_ms, **event.answer.timings_ms})
+                event = replace(event, answer=self._grounded(timed))
             yield event
 
     def _extractive(self, question: str, history: Sequence[Turn | dict] | None,
@@ -311,10 +294,9 @@ class ReportQA:
             # The next part follows up on this one as understood (follow-up resolved), not as typed.
             turns.append(Turn(answer.resolved_question or part, answer.text))
         answer = answers[0] if len(parts) == 1 else merge_answers(question, parts, answers)
-        answer = self._grounded(answer)
-        answer.question = question
         total_ms = (time.perf_counter() - t0) * 1000
-        answer.timings_ms = {"retrieve": retrieve_ms, "answer": total_ms - retrieve_ms}
+        answer = replace(self._grounded(answer), question=question,
+                         timings_ms={"retrieve": retrieve_ms, "answer": total_ms - retrieve_ms})
         return answer, list(hits.values())
 
     def _answer_one(self, question: str, history: Sequence[Turn | dict],
@@ -326,8 +308,7 @@ class ReportQA:
         hits = self._search(query_vector, query, self.settings.top_k, scope or self._named_scope(query, history))
         retrieve_ms = (time.perf_counter() - t0) * 1000
         answer = self._answerer.answer(query, hits, query_vector, asked=question)
-        answer.resolved_question = query if query != question else ""
-        return answer, hits, retrieve_ms
+        return replace(answer, resolved_question=query if query != question else ""), hits, retrieve_ms
 
 
 __all__ = ["ReportQA", "validate_question"]
