@@ -1,0 +1,287 @@
+"""The citizens' chat: asking (streamed), the /ask API, votes and comments, and the chat tab's layout.
+
+Thin by design: callbacks validate nothing themselves, they call ``qa.ask`` and
+format the result with ``ui.render``.
+"""
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+
+from core.errors import InvalidQuestion, ReportQAError
+from core.text import clean_user_text, clip, strip_markers
+from core.types import Answer, ReportInfo, Scope, Turn
+from records.feedback import MAX_COMMENT_CHARS, FeedbackStore
+
+from .examples import EXAMPLE_GROUPS
+from .page import COPY_JS, GENERIC_ERROR_ZH, warn as _warn
+from .render import (
+    render_answer_html,
+    render_answer_plain,
+    render_error_html,
+    render_partial_html,
+    render_question_html,
+)
+from .session import Shown, Vote
+from .staff_add import build_add_form
+from .staff_eval import StaffEval
+
+logger = logging.getLogger(__name__)
+
+
+VOTE_FAILED_ZH = "抱歉，暂时无法保存您的评价，请稍后再试。"
+MAX_CHAT_MESSAGES = 200  # messages of the chat kept (the browser sends them back with every question)
+
+
+def scope_choices(reports: list[ReportInfo]) -> list[tuple[str, str]]:
+    """(label, value) pairs for the 查询范围 chooser: all reports, then each year, issuing body and report.
+
+    A value is "", "year:2023", "issuer:大连市" or "source:<file>" (see ``parse_scope``).
+    """
+    years = sorted({r.year for r in reports if r.year}, reverse=True)
+    issuers = sorted({r.issuer for r in reports if r.issuer})
+    choices = [("全部报告", "")]
+    choices += [(f"{y}年的报告", f"year:{y}") for y in years] if len(years) > 1 else []
+    choices += [(f"{i}的报告", f"issuer:{i}") for i in issuers] if len(issuers) > 1 else []
+    choices += [(f"《{r.display_title}》", f"source:{r.source}") for r in reports]
+    return choices
+
+
+def parse_scope(value: str | None) -> Scope | None:
+    """The Scope a chooser value stands for; None for all reports or a value it does not know."""
+    kind, _, rest = (value or "").partition(":")
+    if not rest:
+        return None
+    if kind == "year" and rest.isdigit():
+        return Scope(years=(int(rest),))
+    if kind == "issuer":
+        return Scope(issuers=(rest,))
+    if kind == "source":
+        return Scope(sources=(rest,))
+    return None
+
+
+def _replies(qa, question: str, history: list | None, turns: list | None = None, scope: Scope | None = None):
+    """Ask ``qa`` (follow-ups resolved against ``turns``), streaming.
+
+    Yields (chat messages, textbox value, answer or None): partial states
+    while an LLM composes, then the final state; on an error, one state with
+    the Chinese message and the typed question kept in the textbox.
+    """
+    history = list(history or [])[-MAX_CHAT_MESSAGES:]  # the browser sends the chat back each time: keep it bounded
+    question = clean_user_text(question)
+    asked = [{"role": "user", "content": render_question_html(question)}]
+    try:
+        for event in qa.ask_stream(question, turns, scope):
+            if event.final:
+                answer = event.answer
+            else:
+                yield history + asked + [{"role": "assistant", "content": render_partial_html(event.text)}], "", None
+    except ReportQAError as exc:  # InvalidQuestion and every other error a user can act on
+        _warn(exc.message_zh)
+        if not isinstance(exc, InvalidQuestion):
+            history += asked + [{"role": "assistant", "content": render_error_html(exc.message_zh)}]
+        yield history, question, None  # keep what the user typed
+        return
+    except Exception:
+        logger.exception("unexpected error while answering %r", clip(question))
+        _warn(GENERIC_ERROR_ZH)
+        yield history + asked + [{"role": "assistant", "content": render_error_html(GENERIC_ERROR_ZH)}], question, None
+        return
+    yield history + asked + [{"role": "assistant", "content": render_answer_html(answer)}], "", answer
+
+
+def _reply(qa, question: str, history: list | None, turns: list | None = None) -> tuple[list, str, Answer | None]:
+    """The final state of ``_replies``: (chat messages, textbox value, answer or None on error)."""
+    state = None
+    for state in _replies(qa, question, history, turns):
+        pass
+    return state
+
+
+def make_respond(qa):
+    """The chat callback without conversation memory: (question, history) -> (history, textbox value)."""
+
+    def respond(question: str, history: list | None) -> tuple[list, str]:
+        history, box, _ = _reply(qa, question, history)
+        return history, box
+
+    return respond
+
+
+def make_chat(qa):
+    """The chat callback, streaming, that remembers the conversation for follow-ups and the staff form:
+    (question, history, turns, scope value) -> yields (history, textbox value, turns, last answer).
+
+    ``turns`` are the earlier (question, answer text) pairs of this browser
+    session; the last answer is a ``Shown`` (the Answer and the turns before it),
+    or None while composing or after an error, when the form keeps what it had.
+    """
+
+    def chat(question: str, history: list | None, turns: list | None, scope_value: str | None = None):
+        turns = list(turns or [])
+        for history_now, box, answer in _replies(qa, question, history, turns, parse_scope(scope_value)):
+            if answer is None:
+                yield history_now, box, turns, None
+            else:
+                yield (history_now, box, turns + [Turn(answer.question, strip_markers(answer.text))],
+                       Shown(answer, turns))
+
+    return chat
+
+
+
+
+
+
+
+
+
+
+def make_remember():
+    """After an answer: (chat messages, last answer, answers so far) -> (answers, plain text to copy).
+
+    ``answers`` maps the chat index of each bot message to the ``Shown`` a vote on it stores.
+    """
+
+    def remember(history: list | None, last: Shown | None, answers: dict[int, Shown] | None):
+        if not last or not history:
+            return gr.skip(), gr.skip()
+        return {**(answers or {}), len(history) - 1: last}, render_answer_plain(last.answer)
+
+    return remember
+
+
+def make_vote(store: FeedbackStore):
+    """👍/👎 on a bot message -> (the stored row's id and vote, comment row update, comment box value)."""
+
+    def vote(answers: dict[int, Shown] | None, data: gr.LikeData):
+        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        shown = (answers or {}).get(index)
+        if data.liked is True:
+            verdict = "up"
+        elif data.liked is False:
+            verdict = "down"
+        else:  # a vote taken back: the stored one stays, nothing new to record
+            return gr.skip(), gr.skip(), gr.skip()
+        if shown is None:  # an error message or an old conversation: nothing to attach a vote to
+            _warn("这条消息无法评价。")
+            return gr.skip(), gr.skip(), gr.skip()
+        try:
+            row_id = store.add(shown.answer.question, shown.answer, verdict, "", shown.earlier)
+        except ReportQAError as exc:  # the detail (a server path) is for the log, not for the citizen
+            logger.error("storing a vote failed: %s", exc.message)
+            _warn(VOTE_FAILED_ZH)
+            return gr.skip(), gr.skip(), gr.skip()
+        except Exception:
+            logger.exception("storing a vote failed")
+            _warn(GENERIC_ERROR_ZH)
+            return gr.skip(), gr.skip(), gr.skip()
+        gr.Info("感谢反馈！如愿意，可以在下方补充意见。", title="感谢反馈")
+        return Vote(row_id, index, verdict), gr.update(visible=True), ""
+
+    return vote
+
+
+def make_comment(store: FeedbackStore):
+    """提交反馈: (last vote, answers, comment) -> (comment row update, comment box value).
+
+    The comment is written onto the row the vote created.
+    """
+
+    def comment(voted: Vote | None, answers: dict[int, Shown] | None, text: str):
+        text = (text or "").strip()
+        if not voted or not text:
+            _warn("请先输入意见再提交。" if voted else "请先点 👍 或 👎 再补充意见。")
+            return gr.skip(), gr.skip()
+        try:
+            store.set_comment(voted.row_id, clean_user_text(text)[:MAX_COMMENT_CHARS])
+        except (ReportQAError, ValueError) as exc:
+            logger.error("storing a comment failed: %s", getattr(exc, "message", exc))
+            _warn(VOTE_FAILED_ZH)
+            return gr.skip(), gr.skip()
+        gr.Info("意见已收到，谢谢！", title="感谢反馈")
+        return gr.update(visible=False), ""
+
+    return comment
+
+
+def build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: list[ReportInfo], session: gr.State):
+    """The citizens' chat, and under it the staff's add-to-set accordion (returned: shown after login)."""
+    chatbot = gr.Chatbot(
+        elem_id="rqa-chat",
+        label="对话",
+        height=520,
+        render_markdown=False,  # messages are our own escaped HTML, never Markdown
+        sanitize_html=True,  # and Gradio's allow-list sanitizer still runs on them
+        latex_delimiters=[],
+        allow_tags=False,
+        buttons=[],  # no share-to-Hugging-Face button; copy would copy raw HTML (复制回答 copies plain text)
+        feedback_options=("Like", "Dislike"),  # 👍/👎 under every answer (shown once .like is wired)
+        placeholder="<p>请在下方输入关于报告的问题，或点击示例问题。</p>",
+    )
+    with gr.Row(elem_id="rqa-comment-row", visible=False) as comment_row:
+        comment_box = gr.Textbox(label="补充意见（可选）", placeholder="哪里好、哪里不对？", lines=1, max_lines=4,
+                                 scale=6, elem_id="rqa-comment")
+        comment_send = gr.Button("提交反馈", scale=1, min_width=90, elem_id="rqa-comment-send")
+    # With several reports a citizen can ask one of them (a year, an issuing body, one report).
+    scope = gr.Dropdown(choices=scope_choices(reports), value="", label="查询范围", elem_id="rqa-scope",
+                        visible=len(reports) > 1, interactive=True)
+    with gr.Row(elem_id="rqa-ask-row"):
+        question = gr.Textbox(
+            label="您的问题",
+            show_label=False,
+            placeholder="输入您的问题，按回车发送",
+            lines=1,
+            max_lines=4,
+            scale=8,
+            min_width=160,
+            autofocus=True,
+            elem_id="rqa-question",
+        )
+        send = gr.Button("发送", variant="primary", scale=1, min_width=70, elem_id="rqa-send")
+    with gr.Row(elem_id="rqa-copy-row"):
+        copy = gr.Button("复制回答", size="sm", scale=0, min_width=90, elem_id="rqa-copy")
+        gr.HTML('<span class="rqa-meta">复制最近一条回答及其来源（纯文本）</span>', padding=False)
+    copy_text = gr.Textbox(label="最近一条回答（纯文本，可复制）", lines=3, max_lines=12, interactive=False,
+                           buttons=["copy"], elem_id="rqa-copy-text", visible=True)
+    example_sets = []
+    with gr.Column(elem_id="rqa-examples"):
+        gr.HTML('<h2 class="rqa-examples-title">示例问题（点击即问）</h2>', padding=False)
+        for group, questions in EXAMPLE_GROUPS.items():
+            example_sets.append(gr.Examples(
+                examples=[[q] for q in questions],
+                inputs=[question],
+                label=group,
+                api_visibility="private",
+                examples_per_page=10,
+            ))
+    gr.Markdown("回答均摘自报告原文，[n] 为出处编号；点开来源可查看原文段落，点“查看原文”可在整篇报告中定位。",
+                elem_id="rqa-footnote")
+
+    turns = gr.State([])  # this session's earlier (question, answer) pairs
+    last_answer = gr.State(None)
+    answers = gr.State({})  # chat index of each bot message -> what a vote on it stores
+    voted = gr.State(None)  # the last vote, which a comment is added to
+    add_form, prefill_io = build_add_form(staff, last_answer, session, visible=False)
+
+    chat_io = dict(inputs=[question, chatbot, turns, scope], outputs=[chatbot, question, turns, last_answer],
+                   api_visibility="private")
+    remember_io = dict(fn=make_remember(), inputs=[chatbot, last_answer, answers], outputs=[answers, copy_text],
+                       api_visibility="private")
+    question.submit(chat, **chat_io).then(**remember_io).then(**prefill_io)
+    send.click(chat, **chat_io).then(**remember_io).then(**prefill_io)
+    for examples in example_sets:
+        examples.load_input_event.then(chat, **chat_io).then(**remember_io).then(**prefill_io)
+    chatbot.like(make_vote(feedback), inputs=[answers], outputs=[voted, comment_row, comment_box],
+                 api_visibility="private")
+    comment_io = dict(inputs=[voted, answers, comment_box], outputs=[comment_row, comment_box],
+                      api_visibility="private")
+    comment_send.click(make_comment(feedback), **comment_io)
+    comment_box.submit(make_comment(feedback), **comment_io)
+    copy.click(None, js=COPY_JS)
+    # The chat's trash button starts a new conversation: later questions are not follow-ups of the old one.
+    chatbot.clear(lambda: ([], None, {}, None, gr.update(visible=False)),
+                  outputs=[turns, last_answer, answers, voted, comment_row], api_visibility="private")
+    return add_form

@@ -1,0 +1,86 @@
+"""The 工作人员 tab: the staff login (``ui.auth``), 退出登录, and the 评测 and 反馈 views behind them."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import gradio as gr
+
+from records.feedback import FeedbackStore
+
+from .auth import StaffSessions
+from .page import warn as _warn
+from .staff_eval import StaffEval, build_eval_view
+from .staff_feedback import build_feedback_view
+from .staff_tables import status_html
+
+LOGIN_FAILED_ZH = "用户名或密码不正确。"
+LOGIN_WAIT_ZH = "登录失败次数过多，请 {seconds} 秒后再试。"
+
+
+LOGGED_OUT_ZH = "已退出登录。"
+NOT_CONFIGURED_ZH = ("工作人员页面尚未启用。请在启动服务前设置环境变量 REPORTQA_STAFF_USER（用户名）和 "
+                     "REPORTQA_STAFF_PASSWORD（密码），然后重新启动，例如：REPORTQA_STAFF_USER=admin "
+                     "REPORTQA_STAFF_PASSWORD=一个足够长的密码 reportqa serve")
+
+
+def _client(request: gr.Request | None) -> str:
+    """The address a request came from, for the login back-off and the log."""
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", "") or "unknown")
+
+
+def build_staff_tab(demo: gr.Blocks, staff: StaffEval, sessions: StaffSessions, session: gr.State,
+                    feedback: FeedbackStore, reveal: Sequence[gr.components.Component] = ()) -> gr.Tab:
+    """The 工作人员 tab, behind a login: 评测 (the set as a filterable table, 运行评测 with a progress bar,
+    the results) and 反馈 (citizens' votes, export, a 👎 into the set). ``session`` holds the token of the
+    browser session's login (``ui.auth.StaffSessions``); ``reveal`` are shown on login, hidden on logout."""
+    with gr.Tab("工作人员", id="staff", elem_id="rqa-staff") as tab:
+        if not sessions.enabled:
+            gr.HTML(status_html(NOT_CONFIGURED_ZH, ok=False), elem_id="rqa-staff-locked")
+        with gr.Column(visible=sessions.enabled, elem_id="rqa-login") as login_box:
+            gr.HTML('<p class="rqa-meta">工作人员页面需要登录（市民问答无需登录）。</p>')
+            with gr.Row():
+                user = gr.Textbox(label="用户名", max_lines=1, elem_id="rqa-login-user")
+                password = gr.Textbox(label="密码", type="password", max_lines=1, elem_id="rqa-login-password")
+            login = gr.Button("登录", variant="primary", elem_id="rqa-login-button")
+            login_status = gr.HTML(elem_id="rqa-login-status")
+        with gr.Column(visible=False, elem_id="rqa-staff-content") as content:
+            with gr.Row():
+                gr.HTML('<p class="rqa-meta">已登录为工作人员。</p>', padding=False)
+                logout = gr.Button("退出登录", size="sm", scale=0, min_width=100, elem_id="rqa-logout")
+            with gr.Tabs():
+                with gr.Tab("评测", id="staff-eval", elem_id="rqa-staff-eval"):
+                    refresh_io, eval_clear = build_eval_view(staff, session)
+                with gr.Tab("反馈", id="staff-feedback", elem_id="rqa-staff-feedback"):
+                    feedback_io, feedback_clear = build_feedback_view(staff, feedback, session)
+
+    def log_in(user_name: str, secret: str, request: gr.Request):
+        outcome = sessions.log_in(user_name, secret, _client(request))
+        if outcome.token is None:
+            message = (LOGIN_WAIT_ZH.format(seconds=max(1, round(outcome.wait_s))) if outcome.wait_s
+                       else LOGIN_FAILED_ZH)
+            _warn(message)
+            return (gr.skip(), gr.skip(), gr.skip(), status_html(message, ok=False), "",
+                    *(gr.skip() for _ in reveal))
+        return (outcome.token, gr.update(visible=False), gr.update(visible=True), "", "",
+                *(gr.update(visible=True) for _ in reveal))
+
+    login_event = dict(fn=log_in, inputs=[user, password],
+                       outputs=[session, login_box, content, login_status, password, *reveal], api_visibility="private")
+    done = login.click(**login_event)
+    done_enter = password.submit(**login_event)
+    for event in (done, done_enter):
+        event.then(**refresh_io).then(**feedback_io)
+    tab.select(**refresh_io)
+
+    cleared = [*eval_clear, *feedback_clear]  # (component, its empty value): staff data off the page
+
+    def log_out(token):
+        sessions.log_out(token)
+        return (None, gr.update(visible=sessions.enabled), gr.update(visible=False), status_html(LOGGED_OUT_ZH),
+                *(gr.update(visible=False) for _ in reveal), *(value for _, value in cleared))
+
+    logout.click(log_out, inputs=[session],
+                 outputs=[session, login_box, content, login_status, *reveal, *(c for c, _ in cleared)],
+                 api_visibility="private")
+    return tab
