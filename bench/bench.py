@@ -25,9 +25,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import scale  # noqa: E402
+
+from core.stats import percentile  # noqa: E402
 from reportqa.config import Settings  # noqa: E402
+from reportqa.runtime import settle_loaded_index  # noqa: E402
 from reportqa.service import ReportQA  # noqa: E402
-from scale import percentile  # noqa: E402
 
 
 def main() -> None:
@@ -55,6 +57,7 @@ def main() -> None:
 
         qa = ReportQA(settings)
         qa.load()
+        settle_loaded_index()  # as `serve` does
         retrieve, total = [], []
         for _ in range(3):
             for question in questions:

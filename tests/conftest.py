@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from reportqa.config import Settings
+from reportqa.runtime import prepare_process
+
+prepare_process()  # as the CLI does: OMP_WAIT_POLICY and no telemetry, before the libraries load
+
+from reportqa.config import Settings  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REPORT = PROJECT_ROOT / "data" / "raw" / "dalian-2023-law-based-government-report.txt"

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from retrieval.models import REFUSAL_MESSAGE
+from core.types import REFUSAL_MESSAGE
 
 FACTS = [
     ("全市建成了多少个便民服务站？", "1726", "(一)"),
@@ -99,8 +99,9 @@ def test_list_questions_gather_the_items_each_cited(qa):
 def test_an_ungrounded_answer_is_never_shown(qa, caplog):
     from reportqa.service import ReportQA
 
-    answer = qa.ask("全市建成了多少个便民服务站？")
-    answer.text = "全市建成便民服务站1800个，依据《不存在的规定》。[1]"
+    from dataclasses import replace
+
+    answer = replace(qa.ask("全市建成了多少个便民服务站？"), text="全市建成便民服务站1800个，依据《不存在的规定》。[1]")
     with caplog.at_level("ERROR"):
         shown = ReportQA._grounded(answer)
     assert "1800" not in shown.text and "《不存在的规定》" not in shown.text

@@ -11,7 +11,7 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 from conftest import free_port  # noqa: E402
-from reportqa.feedback import FeedbackStore  # noqa: E402
+from records.feedback import FeedbackStore  # noqa: E402
 from reportqa.server import launch  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:::gradio.queueing")]
@@ -24,12 +24,13 @@ USER, PASSWORD = "staff", "正确的密码-123"
 ANSWER_TIMEOUT = 60_000
 
 
-def _serve(qa, tmp: Path, mp: pytest.MonkeyPatch):
+def _serve(qa, tmp: Path, mp: pytest.MonkeyPatch, staff_credentials: tuple[str, str] | None = None):
     gradio_tmp = str(tmp / "gradio_tmp")
     mp.setenv("GRADIO_TEMP_DIR", gradio_tmp)
     mp.setattr("gradio.routes.DEFAULT_TEMP_DIR", gradio_tmp)
     return launch(qa, port=free_port(), eval_set_path=tmp / "evals" / "qa.jsonl", eval_out_dir=tmp / "out",
-                  feedback_path=tmp / "feedback.db", prevent_thread_lock=True, quiet=True)
+                  feedback_path=tmp / "feedback.db", staff_credentials=staff_credentials, prevent_thread_lock=True,
+                  quiet=True)
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +38,7 @@ def app(qa, tmp_path_factory):
     """The app with staff credentials configured, its feedback db and eval set under tmp."""
     tmp = tmp_path_factory.mktemp("browser")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("REPORTQA_STAFF_USER", USER)
-        mp.setenv("REPORTQA_STAFF_PASSWORD", PASSWORD)
-        demo = _serve(qa, tmp, mp)
+        demo = _serve(qa, tmp, mp, staff_credentials=(USER, PASSWORD))
         try:
             yield demo, tmp
         finally:

@@ -13,7 +13,7 @@ from conftest import SHENYANG_URL, free_port  # noqa: E402
 from reportqa.config import Settings  # noqa: E402
 from reportqa.service import ReportQA  # noqa: E402
 from reportqa.server import launch  # noqa: E402
-from ui.app import BUSY_ZH  # noqa: E402
+from ui.page import BUSY_ZH  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:::gradio.queueing")]
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -156,3 +157,12 @@ def test_interactive_mode_keeps_the_conversation(data_dir):
     first, second = (json.loads(line) for line in result.stdout.splitlines())
     assert "16支" in first["answer"]
     assert "335" in second["answer"] and second["question"] == "它们一年演练了多少次？"
+
+
+@pytest.mark.parametrize("variable, value", [("REPORTQA_TOP_K", "0"), ("REPORTQA_CHUNK_MAX_CHARS", "0"),
+                                             ("REPORTQA_PORT", "70000")])
+def test_a_setting_out_of_bounds_is_one_line_naming_it(tmp_path, variable, value):
+    result = subprocess.run([sys.executable, "-m", "reportqa.cli", "--data-dir", str(tmp_path), "ask", "问"],
+                            capture_output=True, text=True, env={**os.environ, variable: value}, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and variable in result.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from retrieval.compose import split_parts
-from retrieval.models import REFUSAL_MESSAGE
+from core.types import REFUSAL_MESSAGE
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from evals import (
     run_eval, write_outputs,
 )
 from evals import metrics
-from evals.cli import eval_command
+from reportqa.eval_command import eval_command
 from evals.runner import RATE_METRICS
 from evals.systems import first_sentence
 
@@ -236,7 +236,7 @@ def test_run_eval_scores_all_four_systems_and_writes_the_four_files(qa, built_se
     items = _mixed_subset()
     assert len(items) == 12
     seen = []
-    run = run_eval(items, build_systems(SYSTEM_NAMES, built_settings, qa), progress=seen.append,
+    run = run_eval(items, build_systems(SYSTEM_NAMES, qa), progress=seen.append,
                    sources=read_sources(qa))
     assert len(seen) == len(run.results) == 12 * 4
 

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from reportqa.errors import ReportQAError
-from reportqa.feedback import COLUMNS, FeedbackRow, FeedbackStore, default_feedback_path
-from retrieval.models import Turn
+from core.errors import ReportQAError
+from records.feedback import COLUMNS, FeedbackRow, FeedbackStore
+from core.types import Turn
 
 QUESTION = "全市建成了多少个便民服务站？"
 HISTORY = [{"question": "大连有几支市级应急救援队伍？", "answer": "全市组建市级专业应急救援队伍…[1]"}]
@@ -50,7 +50,7 @@ def set_created_at(store: FeedbackStore, row_id: int, created_at: str) -> None:
 
 
 def test_the_database_is_created_on_first_use(tmp_path, built_settings):
-    assert default_feedback_path(built_settings) == built_settings.data_dir / "feedback.db"
+    assert built_settings.feedback_path == built_settings.data_dir / "feedback.db"
     path = tmp_path / "new" / "folder" / "feedback.db"
     store = FeedbackStore(path)
     assert not path.parent.exists()  # constructing is cheap

@@ -12,7 +12,7 @@ from ingest.build import build_index
 from ingest.chunker import chunk_document
 from ingest.formats import page_of
 from ingest.loader import find_reports, load_report, read_sidecar
-from reportqa.errors import ReportFileError
+from core.errors import ReportFileError
 
 NUMERALS = "一二三四五六七八九"
 TITLE = "大连市2023年法治政府建设情况报告"
@@ -256,9 +256,9 @@ def test_bad_sidecar_is_reported_by_name(report_path, tmp_path, content):
 
 @pytest.mark.slow
 def test_build_indexes_every_format(report_text, report_path, tmp_path):
-    from ingest.build import document_text
-    from ingest.store import load_index
-    from reportqa.embeddings import make_embedder
+    from index.parts import report_text as indexed_text
+    from index.store import load_index
+    from core.embedding import make_embedder
 
     folder = tmp_path / "raw"
     folder.mkdir()
@@ -269,19 +269,19 @@ def test_build_indexes_every_format(report_text, report_path, tmp_path):
     write_image_only_pdf(folder / "scan.pdf")
     (folder / "report.pdf.meta.json").write_text('{"issuer": "大连市人民政府", "year": 2023}', encoding="utf-8")
     result = build_index([folder], folder, tmp_path / "index", make_embedder())
-    indexed = {s["source"]: s for s in result.manifest.sources if s["status"] == "indexed"}
+    indexed = {s.source: s for s in result.manifest.sources if s.status == "indexed"}
     assert set(indexed) == {"report.txt", "report.html", "report.docx", "report.pdf"}
-    assert len({s["chunks"] for s in indexed.values()}) == 1  # same paragraphs, same chunks
-    assert all(s["title"] == TITLE for s in indexed.values())
+    assert len({s.chunks for s in indexed.values()}) == 1  # same paragraphs, same chunks
+    assert all(s.title == TITLE for s in indexed.values())
     assert [name for name, _ in result.skipped] == ["scan.pdf"]
-    assert indexed["report.pdf"]["issuer"] == "大连市人民政府" and indexed["report.html"]["issuer"] == "大连市"
+    assert indexed["report.pdf"].issuer == "大连市人民政府" and indexed["report.html"].issuer == "大连市"
 
     # The text a citation's offsets point into (the 报告原文 tab, the evaluation's evidence check) is
     # the converted text the index keeps, not the .docx/.pdf bytes.
     index = load_index(tmp_path / "index")
     for source in indexed.values():
-        text = document_text(tmp_path / "index", source)
-        for chunk in (c for c in index.chunks if c.source == source["source"]):
+        text = indexed_text(tmp_path / "index", source)
+        for chunk in (c for c in index.chunks if c.source == source.source):
             assert text[chunk.start:chunk.end] == chunk.text
 
 

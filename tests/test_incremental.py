@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from ingest import store
+from index import store
 from ingest.build import build_index
 from ingest.chunker import chunk_document
 from ingest.loader import load_report
 from ingest.metadata import title_metadata
 from reportqa.config import Settings
-from reportqa.embeddings import make_embedder
+from core.embedding import make_embedder
 from reportqa.service import ReportQA
-from retrieval.scope import Scope, parse_scope, scope_choices
+from core.types import ReportInfo, Scope
+from ui.chat import parse_scope, scope_choices
 
 from conftest import REPORT, SHENYANG_URL, write_variant
 
@@ -90,7 +91,7 @@ def test_a_removed_report_leaves_the_index_and_its_part(data):
     index = store.load_index(data / "index")
     assert {c.source for c in index.chunks} == {REPORT.name, "沈阳-2022.txt"}
     parts = {p.name for p in (data / "index" / store.PARTS).iterdir()}
-    assert parts == {s["part"] for s in index.manifest.sources}
+    assert parts == {s.part for s in index.manifest.sources}
 
 
 def test_editing_a_sidecar_makes_the_index_stale_and_rebuilds_that_report(data):
@@ -177,8 +178,8 @@ def test_a_scope_narrows_retrieval_and_answers_to_its_report(folder, scope, sour
 
 
 def test_scope_choices_and_values():
-    reports = [{"source": "a.txt", "title": "甲", "issuer": "大连市", "year": 2023},
-               {"source": "b.txt", "title": "乙", "issuer": "沈阳市", "year": 2022}]
+    reports = [ReportInfo("a.txt", title="甲", issuer="大连市", year=2023),
+               ReportInfo("b.txt", title="乙", issuer="沈阳市", year=2022)]
     choices = scope_choices(reports)
     assert choices[0] == ("全部报告", "")
     assert [parse_scope(v) for _, v in choices] == [

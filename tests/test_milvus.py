@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import ingest.store as store
+import index.store as store
 from reportqa.cli import main
 from reportqa.config import Settings
-from reportqa.errors import IndexMissing, VectorStoreUnavailable
+from core.errors import IndexMissing, VectorStoreUnavailable
 from reportqa.service import ReportQA
 
 from conftest import PROJECT_ROOT
@@ -83,13 +83,13 @@ def test_reingest_deletes_the_rows_of_changed_and_removed_reports(built_settings
     shutil.copy(report, settings.raw_path / "copy.txt")
     qa = ReportQA(settings)
     qa.ingest()
-    before = {c.chunk_id: c for c in store.load_index(settings.index_path, qa.vectors).chunks}
+    before = {c.chunk_id: c for c in store.load_index(settings.index_path, qa.settings.vector_store).chunks}
     assert _ids(milvus_uri, "reingest") == set(before)
 
     report.write_text(report.read_text(encoding="utf-8").replace("1726", "1800"), encoding="utf-8")
     (settings.raw_path / "copy.txt").unlink()
     qa.ingest()
-    after = {c.chunk_id for c in store.load_index(settings.index_path, qa.vectors).chunks}
+    after = {c.chunk_id for c in store.load_index(settings.index_path, qa.settings.vector_store).chunks}
     held = _ids(milvus_uri, "reingest")
     assert held == after
     removed = {i for i, c in before.items() if c.source == "copy.txt"}
@@ -154,7 +154,7 @@ def test_a_milvus_lite_file_open_in_another_process_is_a_clear_error(milvus_qa, 
 
 def test_a_sidecar_edit_refreshes_the_rows_a_scope_filters_on(built_settings, tmp_path, milvus_uri):
     """Chunk ids do not change with a report's metadata; the Milvus rows must, or a scope misses them."""
-    from retrieval.scope import Scope
+    from core.types import Scope
 
     settings = _settings(built_settings, tmp_path, milvus_uri, collection="sidecar")
     report = next(settings.raw_path.glob("*.txt"))

@@ -12,9 +12,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from ingest.build import passage_text
-from reportqa.errors import ModelUnavailable, ReportQAError
-from retrieval.models import Hit
+from core.types import passage_text
+from core.errors import ModelUnavailable, ReportQAError
+from core.types import Hit
 from retrieval.rerank import CrossEncoderReranker, Reranker, make_reranker
 
 from tiny_cross_encoder import build_tiny_cross_encoder, swap_token_embeddings, tiny_pair_tokenizer

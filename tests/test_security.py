@@ -24,8 +24,8 @@ import pytest  # noqa: E402
 from conftest import PROJECT_ROOT, REPORT, free_port, make_data_dir  # noqa: E402
 from gradio_events import call_event, config, new_session, sample_value  # noqa: E402
 from reportqa.config import Settings  # noqa: E402
-from reportqa.errors import ReportFileError  # noqa: E402
-from reportqa.feedback import FeedbackStore  # noqa: E402
+from core.errors import ReportFileError  # noqa: E402
+from records.feedback import FeedbackStore  # noqa: E402
 from reportqa.server import launch  # noqa: E402
 from reportqa.service import ReportQA  # noqa: E402
 
@@ -57,9 +57,7 @@ def _serve(qa, tmp: Path, mp: pytest.MonkeyPatch):
     gradio_tmp = str(tmp / "gradio_tmp")
     mp.setenv("GRADIO_TEMP_DIR", gradio_tmp)
     mp.setattr("gradio.routes.DEFAULT_TEMP_DIR", gradio_tmp)
-    mp.setenv("REPORTQA_STAFF_USER", USER)
-    mp.setenv("REPORTQA_STAFF_PASSWORD", PASSWORD)
-    return launch(qa, port=free_port(), prevent_thread_lock=True)
+    return launch(qa, port=free_port(), staff_credentials=(USER, PASSWORD), prevent_thread_lock=True)
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +203,7 @@ def test_links_in_the_reports_folder_are_skipped_with_the_reason(tmp_path):
     assert "symbolic link" in reasons["passwd.txt"] and "symbolic link" in reasons["evalset.md"]
     assert "not followed" in reasons["linked-folder"]
     qa.load()
-    assert [r["source"] for r in qa.reports()] == [REPORT.name]
+    assert [r.source for r in qa.reports()] == [REPORT.name]
     for question in ("root用户的登录shell是什么？/bin/bash", f"{CANARY_EVAL}是什么？"):
         answer = qa.ask(question).to_dict()
         shown = json.dumps([answer["answer"], answer["citations"]], ensure_ascii=False)
@@ -445,21 +443,23 @@ def test_ask_api_bad_year_and_unknown_report_get_chinese_errors_and_logs_stay_sh
 
 
 def test_a_vote_that_cannot_be_stored_tells_the_citizen_no_server_path(tmp_path, qa):
-    from ui import app as ui_app
+    from ui import chat as ui_chat
 
     blocked = tmp_path / "a-file"
     blocked.write_text("x")
     store = FeedbackStore(blocked / "sub" / "feedback.db")  # its folder cannot be made
-    answers = {1: {"question": STATIONS, "answer": qa.ask(STATIONS).to_dict(), "history": []}}
+    from ui.session import Shown
+
+    answers = {1: Shown(qa.ask(STATIONS))}
 
     class Like:  # what Gradio passes for a click on 👍 of message 1
         index, liked = 1, True
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out = ui_app.make_vote(store)(answers, Like())
+        out = ui_chat.make_vote(store)(answers, Like())
     messages = [str(w.message) for w in caught]
-    assert messages == [ui_app.VOTE_FAILED_ZH] and str(tmp_path) not in "".join(messages)
+    assert messages == [ui_chat.VOTE_FAILED_ZH] and str(tmp_path) not in "".join(messages)
     assert all(o == {"__type__": "update"} for o in out)
 
 
@@ -514,7 +514,7 @@ def test_identical_reports_under_three_names_quote_the_sentence_once(tmp_path):
 def test_an_evaluation_item_is_capped_in_size(tmp_path):
     """Even a logged-in form cannot grow the set by megabytes: the schema caps every field."""
     from evals.dataset import append_item
-    from ui.staff import ItemRejected, item_from_form
+    from evals.drafts import ItemRejected, item_from_form
 
     with pytest.raises(ItemRejected, match="太长，最多 1000 字"):
         item_from_form("big-1", "问" * 5_000_000, False, "unanswerable", "x", "", "")

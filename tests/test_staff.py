@@ -17,10 +17,13 @@ from conftest import free_port  # noqa: E402
 
 from evals import CitedPassage, EvalItem, ItemResult, LoadError, Passage, Response, load_eval_set  # noqa: E402
 from evals.report import failure_reasons  # noqa: E402
-from retrieval.models import Turn  # noqa: E402
+from core.types import Turn  # noqa: E402
+from reportqa.config import Settings  # noqa: E402
 from reportqa.server import launch  # noqa: E402
-from ui import staff as S  # noqa: E402
-from ui.app import make_chat  # noqa: E402
+from core import text  # noqa: E402
+from evals import drafts  # noqa: E402
+from ui import auth, staff_add, staff_eval, staff_tables  # noqa: E402
+from ui.chat import make_chat  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EVAL_SET = PROJECT_ROOT / "data" / "evals" / "qa.jsonl"
@@ -69,8 +72,8 @@ def small_set(tmp_path) -> Path:
 
 
 @pytest.fixture()
-def staff(qa, small_set, tmp_path) -> S.StaffEval:
-    return S.StaffEval(qa, small_set, tmp_path / "out")
+def staff(qa, small_set, tmp_path) -> staff_eval.StaffEval:
+    return staff_eval.StaffEval(qa, small_set, tmp_path / "out")
 
 
 # ---------------------------------------------------------------- the set as a table
@@ -79,33 +82,33 @@ def test_filter_by_category_and_by_result():
     items = [_item(id="a"), _item(id="b", category="paraphrase"), _unanswerable(id="c"), _item(id="d")]
     passed = {"a": True, "b": False, "c": False}  # d was not in the last run
     ids = lambda xs: [x.id for x in xs]  # noqa: E731
-    assert ids(S.filter_items(items, passed)) == ["a", "b", "c", "d"]
-    assert ids(S.filter_items(items, passed, category="fact")) == ["a", "d"]
-    assert ids(S.filter_items(items, passed, result=S.PASSED)) == ["a"]
-    assert ids(S.filter_items(items, passed, result=S.FAILED)) == ["b", "c"]
-    assert ids(S.filter_items(items, passed, category="unanswerable", result=S.FAILED)) == ["c"]
-    assert ids(S.filter_items(items, {}, result=S.FAILED)) == []  # nothing run yet, nothing failed
-    table = S.set_table(items, passed)
-    assert list(table.columns) == S.SET_COLUMNS
-    assert table.values.tolist()[2] == ["c", "unanswerable", "否", STATIONS, "报告中没有相关内容。", S.FAILED]
-    assert table.values.tolist()[3][-1] == S.NOT_RUN
+    assert ids(staff_tables.filter_items(items, passed)) == ["a", "b", "c", "d"]
+    assert ids(staff_tables.filter_items(items, passed, category="fact")) == ["a", "d"]
+    assert ids(staff_tables.filter_items(items, passed, result=staff_tables.PASSED)) == ["a"]
+    assert ids(staff_tables.filter_items(items, passed, result=staff_tables.FAILED)) == ["b", "c"]
+    assert ids(staff_tables.filter_items(items, passed, category="unanswerable", result=staff_tables.FAILED)) == ["c"]
+    assert ids(staff_tables.filter_items(items, {}, result=staff_tables.FAILED)) == []  # nothing run yet, nothing failed
+    table = staff_tables.set_table(items, passed)
+    assert list(table.columns) == staff_tables.SET_COLUMNS
+    assert table.values.tolist()[2] == ["c", "unanswerable", "否", STATIONS, "报告中没有相关内容。", staff_tables.FAILED]
+    assert table.values.tolist()[3][-1] == staff_tables.NOT_RUN
 
 
 def test_schema_errors_show_line_field_in_chinese_and_are_escaped():
-    out = S.load_errors_html([LoadError(3, "an answerable item needs at least one evidence quote", "evidence"),
+    out = staff_tables.load_errors_html([LoadError(3, "an answerable item needs at least one evidence quote", "evidence"),
                               LoadError(5, "not valid JSON (Expecting value at column 1)"),
                               LoadError(7, "<b>odd</b>", "<i>x</i>")], "qa.jsonl")
     assert "第 3 行，“证据原文”（evidence）：可回答的题目至少要有一条证据原文" in out
     assert "第 5 行：不是有效的 JSON" in out
     assert "<b>" not in out and "<i>" not in out and "&lt;b&gt;odd&lt;/b&gt;" in out
-    assert S.load_errors_html([], "qa.jsonl") == ""
+    assert staff_tables.load_errors_html([], "qa.jsonl") == ""
 
 
 def test_refresh_shows_valid_items_under_the_errors_of_the_bad_lines(staff, small_set):
     with small_set.open("a", encoding="utf-8") as f:
         f.write('{"id": "broken"\n')
         f.write(_item(id="t-9").to_json_line().replace('"evidence": [', '"evidence": [], "x": [') + "\n")
-    (errors, table, items), warned = _calling(S.make_refresh_callback(staff), S.ALL, S.ALL, {})
+    (errors, table, items), warned = _calling(staff_eval.make_refresh_callback(staff), staff_tables.ALL, staff_tables.ALL, {})
     assert not warned and len(items) == len(table) == 8
     assert "第 9 行：不是有效的 JSON" in errors and "第 10 行，“证据原文”（evidence）" in errors
 
@@ -114,7 +117,7 @@ def test_refresh_shows_valid_items_under_the_errors_of_the_bad_lines(staff, smal
 
 def test_prefill_from_an_answer_strips_markers_and_lists_quotes_numbers_and_titles(qa):
     answer = qa.ask(STATIONS)
-    draft = S.draft_from_answer(answer, [], "staff-004")
+    draft = drafts.draft_from_answer(answer, [], "staff-004")
     assert "[1]" in answer.text and not re.search(r"\[\d+\]", draft.reference_answer)
     assert draft.reference_answer == answer.text.replace("[1]", "")
     assert draft.evidence == [c.quote for c in answer.citations]
@@ -122,45 +125,45 @@ def test_prefill_from_an_answer_strips_markers_and_lists_quotes_numbers_and_titl
     assert (draft.id, draft.question, draft.answerable, draft.category, draft.history) == \
         ("staff-004", STATIONS, True, "fact", [])
 
-    plans = S.draft_from_answer(qa.ask("2024年有哪些工作打算？"), [], "staff-005")
+    plans = drafts.draft_from_answer(qa.ask("2024年有哪些工作打算？"), [], "staff-005")
     assert "《法治政府建设实施纲要(2021—2025年)》" in plans.required_facts
     assert "2021" not in plans.required_facts  # a number inside a title is part of the title
     assert plans.category == "multi" and len(plans.evidence) > 1
     # what the form is prefilled with is a valid item as it stands
-    S.item_from_form(plans.id, plans.question, plans.answerable, plans.category, plans.reference_answer,
+    drafts.item_from_form(plans.id, plans.question, plans.answerable, plans.category, plans.reference_answer,
                      "\n".join(plans.evidence), "\n".join(plans.required_facts))
 
 
 def test_prefill_from_a_refusal_and_from_a_follow_up(qa):
-    refused = S.draft_from_answer(qa.ask("大连地铁几点停运？"), [], "staff-001")
+    refused = drafts.draft_from_answer(qa.ask("大连地铁几点停运？"), [], "staff-001")
     assert (refused.answerable, refused.category) == (False, "unanswerable")
-    assert refused.reference_answer == S.REFUSED_REFERENCE
+    assert refused.reference_answer == drafts.REFUSED_REFERENCE
     assert refused.evidence == [] and refused.required_facts == []
 
     earlier = [Turn("2023年大连建成了多少个便民服务站？", "全市建成便民服务站1726个。")]
-    follow = S.draft_from_answer(qa.ask("那2024年呢？"), earlier, "staff-002")
+    follow = drafts.draft_from_answer(qa.ask("那2024年呢？"), earlier, "staff-002")
     assert follow.category == "followup" and follow.history == earlier
-    unrelated = S.draft_from_answer(qa.ask("对行政处罚不服怎么办？"), earlier, "staff-003")
+    unrelated = drafts.draft_from_answer(qa.ask("对行政处罚不服怎么办？"), earlier, "staff-003")
     assert unrelated.history == [] and unrelated.category != "followup"
 
 
 def test_chat_remembers_turns_and_hands_the_last_answer_to_the_form(qa):
     chat = make_chat(qa)
     (history, box, turns, last), _ = _calling(chat, STATIONS, [], [])
-    assert box == "" and len(history) == 2 and last["earlier"] == []
-    assert turns == [Turn(STATIONS, S.strip_markers(last["answer"].text))]
+    assert box == "" and len(history) == 2 and last.earlier == []
+    assert turns == [Turn(STATIONS, text.strip_markers(last.answer.text))]
     (history, box, turns2, last2), _ = _calling(chat, "那2024年呢？", history, turns)
-    assert last2["earlier"] == turns and len(turns2) == 2
+    assert last2.earlier == turns and len(turns2) == 2
     (_, _, turns3, last3), warned = _calling(chat, "   ", history, turns2)
     assert last3 is None and turns3 == turns2 and warned == ["请输入您的问题。"]
 
 
 def test_next_item_id(tmp_path):
     path = tmp_path / "set.jsonl"
-    assert S.next_item_id(path) == "staff-001"
+    assert drafts.next_item_id(path) == "staff-001"
     path.write_text("\n".join([_item(id="staff-001").to_json_line(), _item(id="staff-007").to_json_line(),
                                _item(id="fact-100").to_json_line(), "{broken"]) + "\n", encoding="utf-8")
-    assert S.next_item_id(path) == "staff-008"
+    assert drafts.next_item_id(path) == "staff-008"
 
 
 # ---------------------------------------------------------------- adding an item
@@ -171,7 +174,7 @@ FORM = dict(item_id="staff-009", question=STATIONS, answerable=True, category="f
 
 
 def test_a_bad_item_is_rejected_in_chinese_naming_the_field_and_the_file_is_unchanged(staff, small_set):
-    add = S.make_add_callback(staff)
+    add = staff_add.make_add_callback(staff)
     before = small_set.read_bytes()
     for changes, words in [
         (dict(evidence_text=""), ["“证据原文”（evidence）", "至少要有一条证据原文"]),
@@ -189,7 +192,7 @@ def test_a_bad_item_is_rejected_in_chinese_naming_the_field_and_the_file_is_unch
 
 
 def test_a_good_item_is_appended_and_loads_back(staff, small_set):
-    add = S.make_add_callback(staff)
+    add = staff_add.make_add_callback(staff)
     earlier = [Turn("2023年大连建成了多少个便民服务站？", "全市建成便民服务站1726个。")]
     form = {**FORM, "history": earlier, "with_history": True, "category": "followup"}
     (status, next_id), warned = _calling(add, *form.values())
@@ -199,7 +202,7 @@ def test_a_good_item_is_appended_and_loads_back(staff, small_set):
     item = loaded.items[-1]
     assert (item.id, item.question, item.category, item.required_facts) == ("staff-009", STATIONS, "followup",
                                                                             ["1726", "300"])
-    assert [t.model_dump() for t in item.history] == [{"question": earlier[0].question, "answer": earlier[0].answer}]
+    assert [t.to_dict() for t in item.history] == [{"question": earlier[0].question, "answer": earlier[0].answer}]
     # unticking 连同前文 files the question on its own
     (status, _), _ = _calling(add, *{**FORM, "item_id": "staff-010", "history": earlier}.values())
     assert "已加入：staff-010" in status and load_eval_set(small_set).items[-1].history == []
@@ -214,7 +217,7 @@ def test_failure_card_escapes_every_piece_of_text():
     cited = [CitedPassage(Passage(f"段落{evil}全市建成便民服务站1726个。"), "全市建成便民服务站1726个。")]
     result = ItemResult(item, "ours", Response(f"我们{evil}[1]", False, cited), [], {},
                         missing_facts=[f"缺{evil}"], ungrounded=[])
-    out = S.failure_card_html(result)
+    out = staff_tables.failure_card_html(result)
     assert "<script" not in out and out.count("&lt;script&gt;") == 8
     assert "<mark>全市建成便民服务站1726个。</mark>" in out and "[1]" not in out
     assert "缺少：缺&lt;script&gt;" in out
@@ -224,16 +227,16 @@ def test_failure_card_escapes_every_piece_of_text():
 
 @pytest.mark.slow
 def test_run_from_the_tab_writes_the_files_and_shows_tables_chart_and_failures(staff, tmp_path):
-    run = S.make_run_callback(staff)
-    out, warned = _calling(run, S.ALL, S.FAILED)
+    run = staff_eval.make_run_callback(staff)
+    out, warned = _calling(run, staff_tables.ALL, staff_tables.FAILED)
     assert not warned
-    shown = dict(zip(S.RUN_OUTPUTS, out))
+    shown = dict(zip(staff_eval.RUN_OUTPUTS, out))
     assert "完成：8 题 × 4 个系统" in shown["status"]
 
     summary = shown["summary"]
     assert summary["系统"].tolist() == ["ours", "bm25", "dense", "langchain"]
     assert {"事实准确率", "拒答F1", "引用精确率", "有据率", "R@5"} <= set(summary.columns)
-    assert shown["categories"]["类别"].tolist()[-1] == S.ALL
+    assert shown["categories"]["类别"].tolist()[-1] == staff_tables.ALL
     assert {"fact", "unanswerable"} <= set(shown["categories"]["类别"])
 
     chart = tmp_path / "out" / "chart.png"
@@ -256,17 +259,17 @@ def test_pass_fail_rules_match_report_md(qa):
 
     items = [_item(id="a"), _unanswerable(id="b"), _item(id="c", required_facts=["300个高频事项"],
                                                          evidence=["300个高频事项实现“全市通办”"])]
-    run = run_eval(items, build_systems(["ours"], qa.settings, qa))
+    run = run_eval(items, build_systems(["ours"], qa))
     for result in run.results:
-        assert bool(S.failure_reasons_zh(result)) == bool(failure_reasons(result))
-    assert S.passed_by_id(run) == {"a": True, "b": False, "c": True}
+        assert bool(staff_tables.failure_reasons_zh(result)) == bool(failure_reasons(result))
+    assert staff_tables.passed_by_id(run) == {"a": True, "b": False, "c": True}
 
 
 def test_a_second_run_while_one_is_going_only_warns(staff, tmp_path):
-    run = S.make_run_callback(staff)
+    run = staff_eval.make_run_callback(staff)
     with staff.run_lock:
-        out, warned = _calling(run, S.ALL, S.ALL)
-    assert warned == [S.BUSY_ZH] and "一次只运行一个" in warned[0]
+        out, warned = _calling(run, staff_tables.ALL, staff_tables.ALL)
+    assert warned == [staff_eval.BUSY_ZH] and "一次只运行一个" in warned[0]
     assert all(o == {"__type__": "update"} for o in out)
     assert not (tmp_path / "out").exists()
 
@@ -274,7 +277,7 @@ def test_a_second_run_while_one_is_going_only_warns(staff, tmp_path):
 def test_an_empty_set_is_a_chinese_message(qa, tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("{broken\n", encoding="utf-8")
-    out, warned = _calling(S.make_run_callback(S.StaffEval(qa, empty, tmp_path / "out")), S.ALL, S.ALL)
+    out, warned = _calling(staff_eval.make_run_callback(staff_eval.StaffEval(qa, empty, tmp_path / "out")), staff_tables.ALL, staff_tables.ALL)
     assert warned == ["评测集 empty.jsonl 中没有可用的题目。"] and "没有可用的题目" in out[0]
 
 
@@ -286,9 +289,8 @@ def served(qa, small_set, tmp_path):
         gradio_tmp = str(tmp_path / "gradio_tmp")
         mp.setenv("GRADIO_TEMP_DIR", gradio_tmp)
         mp.setattr("gradio.routes.DEFAULT_TEMP_DIR", gradio_tmp)
-        mp.setenv("REPORTQA_STAFF_USER", "staff")
-        mp.setenv("REPORTQA_STAFF_PASSWORD", "pw-for-tests")
         demo = launch(qa, port=free_port(), eval_set_path=small_set, eval_out_dir=tmp_path / "out",
+                      staff_credentials=("staff", "pw-for-tests"),
                       feedback_path=tmp_path / "feedback.db",
                       prevent_thread_lock=True, quiet=True)
         try:
@@ -341,17 +343,25 @@ def test_in_a_browser_run_the_evaluation_then_file_a_chat_question(served, small
 # ---------------------------------------------------------------- login and the feedback view
 
 def test_credentials_come_from_the_environment_and_are_compared_exactly():
-    assert S.staff_credentials({}) is None
-    assert S.staff_credentials({"REPORTQA_STAFF_USER": "a"}) is None
-    creds = S.staff_credentials({"REPORTQA_STAFF_USER": "a", "REPORTQA_STAFF_PASSWORD": "密码"})
+    def staff_credentials(environ: dict) -> tuple[str, str] | None:
+        with pytest.MonkeyPatch.context() as mp:
+            for name in ("REPORTQA_STAFF_USER", "REPORTQA_STAFF_PASSWORD"):
+                mp.delenv(name, raising=False)
+            for name, value in environ.items():
+                mp.setenv(name, value)
+            return Settings().staff_credentials
+
+    assert staff_credentials({}) is None
+    assert staff_credentials({"REPORTQA_STAFF_USER": "a"}) is None
+    creds = staff_credentials({"REPORTQA_STAFF_USER": "a", "REPORTQA_STAFF_PASSWORD": "密码"})
     assert creds == ("a", "密码")
-    assert S.check_login(creds, "a", "密码")
-    assert not S.check_login(creds, "a", "密") and not S.check_login(creds, "b", "密码")
-    assert not S.check_login(None, "", "")
+    assert auth.check_password(creds, "a", "密码")
+    assert not auth.check_password(creds, "a", "密") and not auth.check_password(creds, "b", "密码")
+    assert not auth.check_password(None, "", "")
 
 
 def test_feedback_table_export_and_a_thumbs_down_prefills_the_form(qa, staff, tmp_path):
-    from reportqa.feedback import FeedbackStore
+    from records.feedback import FeedbackStore
     from ui import staff_feedback as F
 
     store = FeedbackStore(tmp_path / "feedback.db")
@@ -368,16 +378,16 @@ def test_feedback_table_export_and_a_thumbs_down_prefills_the_form(qa, staff, tm
     exported = list(csv.DictReader(io.StringIO(Path(csv_path).read_text(encoding="utf-8-sig"))))
     assert [r["vote"] for r in exported] == ["down", "down"] and Path(csv_path).parent.parent == tmp_path
     assert len(Path(jsonl_path).read_text(encoding="utf-8").splitlines()) == 2
-    out, warned = _calling(refresh, True, S.ALL, "2024-13-01", "")
+    out, warned = _calling(refresh, True, staff_tables.ALL, "2024-13-01", "")
     assert warned == [F.BAD_DATE_ZH]
-    out, _ = _calling(refresh, False, S.ALL, "", "")
+    out, _ = _calling(refresh, False, staff_tables.ALL, "", "")
     assert all(o == {"__type__": "update"} for o in out)  # nothing for a session that has not logged in
 
     row = by_id[max(by_id)]
-    fields, _ = _calling(S.make_prefill_callback(staff), {"feedback": row})
+    fields, _ = _calling(staff_add.make_prefill_callback(staff), row)
     _, question, answerable, category, reference, evidence, facts = fields[:7]
     assert (question, answerable, category) == (STATIONS, True, "fact")
     assert "1726" in facts.splitlines() and "1726" in evidence and "[1]" not in reference
     refused_row = by_id[min(by_id)]
-    fields, _ = _calling(S.make_prefill_callback(staff), {"feedback": refused_row})
+    fields, _ = _calling(staff_add.make_prefill_callback(staff), refused_row)
     assert fields[2:4] == (False, "unanswerable")

@@ -18,7 +18,7 @@ from conftest import free_port  # noqa: E402
 from reportqa.config import Settings  # noqa: E402
 from reportqa.service import ReportQA  # noqa: E402
 
-from ui import app as ui_app  # noqa: E402
+from ui import api as ui_api, chat as ui_chat, examples as ui_examples, page as ui_page, render as ui_render  # noqa: E402
 from reportqa.server import launch  # noqa: E402
 from ui import build_app  # noqa: E402
 
@@ -61,7 +61,7 @@ def _call_recording_warnings(fn, *args):
 
 def test_answer_html_has_markers_cards_and_marked_quote(stations):
     assert not stations.refused and stations.citations
-    out = ui_app.render_answer_html(stations)
+    out = ui_render.render_answer_html(stations)
     assert "1726" in out
     assert '<sup class="rqa-ref">[1]</sup>' in out
     cards = re.findall(r"<details class=\"rqa-card\"( open)?>", out)
@@ -77,16 +77,16 @@ def test_answer_html_has_markers_cards_and_marked_quote(stations):
 
 def test_passage_is_the_whole_chunk_with_only_the_quote_marked(stations):
     c = stations.citations[0]
-    out = ui_app.render_passage_html(c)
+    out = ui_render.render_passage_html(c)
     assert out.count("<mark>") == 1
     assert html.unescape(out.replace("<mark>", "").replace("</mark>", "")) == c.chunk.text
-    a, b = ui_app.quote_span(c)
+    a, b = ui_render.quote_span(c)
     assert c.chunk.text[a:b] == c.quote
 
 
 def test_every_marker_has_a_card(qa):
     answer = qa.ask("法治政府建设还有哪些不足？")
-    out = ui_app.render_answer_html(answer)
+    out = ui_render.render_answer_html(answer)
     for c in answer.citations:
         assert f'<sup class="rqa-ref">[{c.n}]</sup>' in out
         assert f'<span class="rqa-n">[{c.n}]</span>' in out
@@ -94,7 +94,7 @@ def test_every_marker_has_a_card(qa):
 
 def test_refusal_is_marked_and_lists_suggestions(refused):
     assert refused.refused
-    out = ui_app.render_answer_html(refused)
+    out = ui_render.render_answer_html(refused)
     assert "未在报告中找到答案" in out
     assert html.escape(refused.text) in out
     assert "<details" not in out
@@ -104,9 +104,9 @@ def test_refusal_is_marked_and_lists_suggestions(refused):
 
 def test_malicious_question_is_escaped_everywhere(qa):
     answer = qa.ask(MALICIOUS)
-    for out in (ui_app.render_question_html(MALICIOUS), ui_app.render_answer_html(answer)):
+    for out in (ui_render.render_question_html(MALICIOUS), ui_render.render_answer_html(answer)):
         assert "<script" not in out and "<img" not in out
-    q = ui_app.render_question_html(MALICIOUS)
+    q = ui_render.render_question_html(MALICIOUS)
     assert q == html.escape(MALICIOUS)
     assert "&lt;script&gt;" in q and "**bold**" in q  # shown literally, Markdown is off in the chat
 
@@ -118,17 +118,17 @@ def test_document_text_is_escaped(stations):
     evil_chunk = replace(c.chunk, text="<b>x</b>" + c.chunk.text, start=c.chunk.start - 8,
                          section_path=("<i>sec</i>",), doc_title="<u>t</u>")
     evil = replace(c, chunk=evil_chunk)
-    out = ui_app.render_citation_html(evil, open_=True)
+    out = ui_render.render_citation_html(evil, open_=True)
     assert "<b>" not in out and "<i>" not in out and "<u>" not in out
     assert "&lt;b&gt;x&lt;/b&gt;" in out and f"<mark>{html.escape(c.quote)}</mark>" in out
 
 
 def test_header_lists_titles_and_scope(qa):
-    out = ui_app.render_header_html(qa.titles())
+    out = ui_render.render_header_html(qa.titles())
     assert "大连市2023年法治政府建设情况报告" in out
     assert "只根据" in out and "不会回答" in out
-    assert "&lt;x&gt;" in ui_app.render_header_html(["<x>"])
-    many = ui_app.render_header_html([f"{city}市2023年法治政府建设情况报告" for city in ("大连", "沈阳", "鞍山", "锦州")])
+    assert "&lt;x&gt;" in ui_render.render_header_html(["<x>"])
+    many = ui_render.render_header_html([f"{city}市2023年法治政府建设情况报告" for city in ("大连", "沈阳", "鞍山", "锦州")])
     assert "《大连市2023年法治政府建设情况报告》等 4 份报告 问答" in many and "沈阳" not in many
     assert "已收录的 4 份报告" in many and "上面这份报告" not in many
 
@@ -136,7 +136,7 @@ def test_header_lists_titles_and_scope(qa):
 # ---------------------------------------------------------------- callbacks
 
 def test_respond_success_appends_messages_and_clears_box(qa):
-    respond = ui_app.make_respond(qa)
+    respond = ui_chat.make_respond(qa)
     (history, box), warned = _call_recording_warnings(respond, "全市建成了多少个便民服务站？", [])
     assert box == "" and not warned
     assert [m["role"] for m in history] == ["user", "assistant"]
@@ -144,7 +144,7 @@ def test_respond_success_appends_messages_and_clears_box(qa):
 
 
 def test_respond_invalid_question_warns_in_chinese_and_keeps_text(qa):
-    respond = ui_app.make_respond(qa)
+    respond = ui_chat.make_respond(qa)
     (history, box), warned = _call_recording_warnings(respond, "   ", [])
     assert history == [] and box == "   "
     assert warned == ["请输入您的问题。"]
@@ -158,36 +158,38 @@ def test_respond_unexpected_error_is_a_chinese_apology(qa, caplog):
         def ask(self, question):
             raise RuntimeError("boom")
 
-    respond = ui_app.make_respond(Broken())
+    respond = ui_chat.make_respond(Broken())
     (history, box), warned = _call_recording_warnings(respond, "全市建成了多少个便民服务站？", [])
     assert box == "全市建成了多少个便民服务站？"
-    assert warned == [ui_app.GENERIC_ERROR_ZH]
-    assert ui_app.GENERIC_ERROR_ZH in history[-1]["content"] and "boom" not in history[-1]["content"]
+    assert warned == [ui_page.GENERIC_ERROR_ZH]
+    assert ui_page.GENERIC_ERROR_ZH in history[-1]["content"] and "boom" not in history[-1]["content"]
     assert "Traceback" not in history[-1]["content"]
     assert any("boom" in (r.exc_text or "") or r.exc_info for r in caplog.records)
 
 
 def test_chat_resolves_follow_ups_against_the_conversation(qa):
-    chat = ui_app.make_chat(qa)
+    chat = ui_chat.make_chat(qa)
     history, _, turns, _ = list(chat("大连有几支市级应急救援队伍？", [], []))[-1]
     history, box, turns, last = list(chat("它们一年演练了多少次？", history, turns))[-1]
     reply = history[-1]["content"]
     assert "335" in reply and "rqa-resolved" in reply and "大连有几支市级应急救援队伍" in reply
-    assert box == "" and len(turns) == 2 and last["answer"].resolved_question
+    assert box == "" and len(turns) == 2 and last.answer.resolved_question
 
 
 def test_ask_api_function(qa):
-    ask = ui_app.make_ask_api(qa)
+    ask = ui_api.make_ask_api(qa)
     assert ask("") == {"error": "请输入您的问题。"}
     out = ask("全市建成了多少个便民服务站？")
     assert out == json.loads(json.dumps(out)) and "1726" in out["answer"]
 
 
 def test_app_has_the_chat_and_the_staff_tab_with_eval_paths_inside_the_data_folder(qa):
-    demo = build_app(qa)
+    settings = qa.settings
+    demo = build_app(qa, eval_set_path=settings.eval_set_path, eval_out_dir=settings.eval_out_path,
+                     feedback_path=settings.feedback_path)
     config = json.dumps(demo.get_config_file(), ensure_ascii=False, default=str)
     assert "市民问答" in config and "报告原文" in config and "工作人员" in config and "加入评测集（工作人员）" in config
-    eval_set, out_dir = ui_app.default_eval_paths(qa)
+    eval_set, out_dir = settings.eval_set_path, settings.eval_out_path
     assert eval_set == qa.settings.data_dir / "evals" / "qa.jsonl"
     # An evaluation run writes inside the data folder, never beside it (docs/SECURITY.md).
     assert out_dir == qa.settings.data_dir / "eval" and out_dir.is_relative_to(qa.settings.data_dir)
@@ -265,32 +267,32 @@ def test_served_page_loads_nothing_from_the_internet(served):
 # ---------------------------------------------------------------- examples, copy text, the report view
 
 def test_every_example_is_answered_and_the_off_topic_one_is_refused(qa):
-    for group, questions in ui_app.EXAMPLE_GROUPS.items():
+    for group, questions in ui_examples.EXAMPLE_GROUPS.items():
         for q in questions:
-            assert qa.ask(q).refused is (group == ui_app.OFF_TOPIC_GROUP), (group, q)
-    assert {"便民服务", "执法", "复议与调解", "数字政府", "2024年打算"} <= set(ui_app.EXAMPLE_GROUPS)
+            assert qa.ask(q).refused is (group == ui_examples.OFF_TOPIC_GROUP), (group, q)
+    assert {"便民服务", "执法", "复议与调解", "数字政府", "2024年打算"} <= set(ui_examples.EXAMPLE_GROUPS)
 
 
 def test_a_refusal_suggests_related_example_questions(refused):
-    out = ui_app.render_answer_html(refused)
-    related = ui_app.related_examples(refused.question)
+    out = ui_render.render_answer_html(refused)
+    related = ui_render.related_examples(refused.question)
     assert len(related) == 3 and "大连地铁几点停运？" not in related
     assert all(f"<li>{html.escape(q)}</li>" in out for q in related)
-    assert ui_app.related_examples("行政执法资格")[0] == "有多少人获得行政执法资格？"
+    assert ui_render.related_examples("行政执法资格")[0] == "有多少人获得行政执法资格？"
 
 
 def test_plain_text_to_copy_has_the_answer_and_its_sources(stations, refused):
-    text = ui_app.render_answer_plain(stations)
+    text = ui_render.render_answer_plain(stations)
     c = stations.citations[0]
     assert text.startswith(stations.text.splitlines()[0]) and "\n来源：\n" in text
     assert f"[1] 《{c.chunk.doc_title}》 · 大连市 · 2023年 › {c.chunk.section}（第{c.chunk.paragraph}段）：“{c.quote}”" in text
-    assert ui_app.render_answer_plain(refused).startswith(refused.text)
+    assert ui_render.render_answer_plain(refused).startswith(refused.text)
 
 
 def test_report_view_keeps_paragraphs_escaped_with_offsets_the_cards_link_to(stations):
     text = "第一段<script>x</script>\n\n第二段 **b**\n"
-    out = ui_app.render_report_html({"r.txt": text})
+    out = ui_render.render_report_html({"r.txt": text})
     assert "<script" not in out and "&lt;script&gt;" in out and out.count('class="rqa-para"') == 2
     assert 'data-start="0"' in out and f'data-start="{text.index("第二段")}"' in out
     c = stations.citations[0]
-    assert f'href="#rqa-src-{c.start}-{c.end}-{c.chunk.source}"' in ui_app.render_citation_html(c)
+    assert f'href="#rqa-src-{c.start}-{c.end}-{c.chunk.source}"' in ui_render.render_citation_html(c)

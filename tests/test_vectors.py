@@ -9,11 +9,11 @@ import faiss
 import numpy as np
 import pytest
 
-import ingest.store as store
-from ingest.text import tokenize
+import index.store as store
+from core.text import tokenize
 from reportqa.config import Settings
 from reportqa.service import ReportQA
-from retrieval.scope import Scope
+from core.types import Scope
 from retrieval.search import HybridRetriever, _best_positive
 
 from conftest import PROJECT_ROOT, REPORT
@@ -36,7 +36,7 @@ def _ingest_copy(built_settings: Settings, root: Path, **overrides) -> Settings:
 def hnsw_index(built_settings, tmp_path_factory):
     """The real report with an HNSW index: the threshold set below its chunk count."""
     settings = _ingest_copy(built_settings, tmp_path_factory.mktemp("hnsw"), faiss_exact_below=5)
-    return store.load_index(settings.index_path, ReportQA(settings).vectors)
+    return store.load_index(settings.index_path, settings.vector_store)
 
 
 @pytest.fixture(scope="module", params=["flat", "hnsw"])
