@@ -24,6 +24,15 @@ def nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
+_WHITESPACE = re.compile(r"\s+")
+
+
+def match_form(text: str) -> str:
+    """NFKC with every whitespace removed: how evidence, required facts and passages are compared, since
+    PDF text spaces words and numbers out (2023 年, 866.60 万人, 周 口 市) and wraps lines anywhere."""
+    return _WHITESPACE.sub("", unicodedata.normalize("NFKC", text))
+
+
 def fold(text: str) -> str:
     """NFKC and lower case, so 1726, １７２６ and ＡＰＰ/app match: what words are matched on."""
     return unicodedata.normalize("NFKC", text).lower()

@@ -238,14 +238,23 @@ class Citation:
         }
 
 
+REPLIES = ("answer", "related", "refusal")
+
+
 @dataclass(frozen=True)
 class Answer:
     """What a user is shown: the answer text with [n] markers and its citations. Built once, never changed:
-    a later stage makes a new one with ``dataclasses.replace``."""
+    a later stage makes a new one with ``dataclasses.replace``.
+
+    ``reply`` is the kind of reply: "answer" (a direct answer the report states), "related" (the report
+    covers the topic but not what was asked: its relevant passages, labelled 报告中的相关内容) or
+    "refusal" (the report does not cover it). ``confidence``: the calibrated probability that a direct
+    answer is right (None when no model judged it).
+    """
 
     question: str
     text: str
-    refused: bool
+    reply: str
     citations: list[Citation] = field(default_factory=list)
     suggestions: list[str] = field(default_factory=list)  # sections worth reading after a refusal
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -253,13 +262,27 @@ class Answer:
     # (cosine, coverage) of the best sentence, which the refusal thresholds judged; None when no
     # sentence could answer at all (a year or place not in the report, no amount for 多少).
     strength: tuple[float, float] | None = None
+    # The sentence the answerer judged best, whether or not it was shown (the evaluation's sentence stage).
+    best_quote: str = ""
+    confidence: float | None = None
+    signals: dict[str, float] = field(default_factory=dict)  # what the reply policy judged (evaluation only)
+
+    def __post_init__(self) -> None:
+        if self.reply not in REPLIES:
+            raise ValueError(f"reply must be one of {REPLIES}, got {self.reply!r}")
+
+    @property
+    def refused(self) -> bool:
+        return self.reply == "refusal"
 
     def to_dict(self) -> dict:
         """The `reportqa ask --json` object, exactly."""
         return {
             "question": self.question,
             "answer": self.text,
+            "reply": self.reply,
             "refused": self.refused,
+            "confidence": None if self.confidence is None else round(self.confidence, 3),
             "citations": [c.to_dict() for c in self.citations],
             "timings_ms": {"retrieve": round(self.timings_ms.get("retrieve", 0.0), 2),
                            "answer": round(self.timings_ms.get("answer", 0.0), 2)},

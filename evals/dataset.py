@@ -4,7 +4,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
@@ -12,10 +11,15 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
 
 from core.files import replace_atomically
+from core.text import match_form
 from core.types import Turn
 
-Category = Literal["fact", "paraphrase", "multi", "unanswerable", "followup"]
-CATEGORIES: tuple[str, ...] = ("fact", "paraphrase", "multi", "unanswerable", "followup")
+Category = Literal["fact", "paraphrase", "colloquial", "multi", "unanswerable", "near_miss", "followup"]
+CATEGORIES: tuple[str, ...] = ("fact", "paraphrase", "colloquial", "multi", "unanswerable", "near_miss", "followup")
+UNANSWERABLE_CATEGORIES = ("unanswerable", "near_miss")
+# What a near miss gets wrong: another year or place, another item of the same kind, an amount
+# the report does not give, or a unit it does not state.
+Miss = Literal["year", "place", "item", "amount", "unit"]
 
 
 # Caps far above any real item (the shipped set's longest question is 40 characters, its longest quote 115):
@@ -53,10 +57,12 @@ class EvalItem(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     id: str = Field(min_length=1, max_length=80)
+    report: str | None = Field(None, min_length=1, max_length=300)  # the report's file name; None: the set's own
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     history: list[Turn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS)
     answerable: bool
     category: Category
+    miss: Miss | None = None  # near_miss only
     reference_answer: str = Field(max_length=MAX_ANSWER_CHARS)
     required_facts: list[Quote] = Field(max_length=MAX_LIST_ITEMS)  # strings a correct answer contains verbatim
     evidence: list[Quote] = Field(max_length=MAX_LIST_ITEMS)  # verbatim quotes from the report that support the answer
@@ -74,9 +80,17 @@ class EvalItem(BaseModel):
     @field_validator("category")
     @classmethod
     def _unanswerable_category(cls, category: str, info: ValidationInfo) -> str:
-        if category == "unanswerable" and info.data.get("answerable") is True:
-            raise ValueError("category 'unanswerable' needs answerable false")
+        if category in UNANSWERABLE_CATEGORIES and info.data.get("answerable") is True:
+            raise ValueError(f"category {category!r} needs answerable false")
         return category
+
+    @field_validator("miss")
+    @classmethod
+    def _miss_with_near_miss(cls, miss: str | None, info: ValidationInfo) -> str | None:
+        if (miss is None) != (info.data.get("category") != "near_miss"):
+            raise ValueError("a near_miss item says what it misses (year, place, item, amount or unit); "
+                             "other categories have no miss")
+        return miss
 
     @field_validator("required_facts")
     @classmethod
@@ -88,14 +102,14 @@ class EvalItem(BaseModel):
     @classmethod
     def _evidence_supports_facts(cls, evidence: list[str], info: ValidationInfo) -> list[str]:
         _check_against_answerable(evidence, info.data.get("answerable"), "evidence quote", "evidence")
-        quotes = [unicodedata.normalize("NFKC", q) for q in evidence]
+        quotes = [match_form(q) for q in evidence]
         for fact in info.data.get("required_facts") or []:
-            if not any(unicodedata.normalize("NFKC", fact) in q for q in quotes):
+            if not any(match_form(fact) in q for q in quotes):
                 raise ValueError(f"required fact {fact!r} is in none of the evidence quotes")
         return evidence
 
     def to_json_line(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False)
+        return json.dumps(self.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Evaluation metrics as pure functions; each docstring is the definition the README quotes.
 
-All text comparisons are on NFKC-normalised text (full-width digits,
-letters and punctuation fold to their half-width forms), and the answer's
+All text comparisons are on NFKC-normalised text with whitespace removed
+(full-width digits, letters and punctuation fold to their half-width forms;
+PDF text's spaces inside words and numbers do not count), and the answer's
 citation markers like [1] are removed before it is checked.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from core.stats import percentile  # noqa: F401 - the latency percentile the summaries report
-from core.text import answer_body, nfkc
+from core.text import answer_body, match_form
 from retrieval import grounding
 
 from .models import CitedPassage, Passage
@@ -26,7 +27,7 @@ def covers(passage: Passage, quote: Passage) -> bool:
     in the same source file and the passage holds at least half of the
     quote's characters.
     """
-    if nfkc(quote.text) in nfkc(passage.text):
+    if match_form(quote.text) in match_form(passage.text):
         return True
     if None in (passage.start, passage.end, quote.start, quote.end) or passage.source != quote.source:
         return False
@@ -80,8 +81,8 @@ def missing_facts(answer_text: str, refused: bool, required_facts: Iterable[str]
     facts = list(required_facts)
     if refused:
         return facts
-    body = answer_body(answer_text)
-    return [fact for fact in facts if nfkc(fact) not in body]
+    body = match_form(answer_body(answer_text))
+    return [fact for fact in facts if match_form(fact) not in body]
 
 
 def fact_accuracy(answer_text: str, refused: bool, required_facts: Iterable[str]) -> float:

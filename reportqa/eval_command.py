@@ -12,8 +12,10 @@ from evals.report import PRIMARY, systems_table, write_outputs
 from evals.runner import run_eval
 from evals.systems import SYSTEM_NAMES, build_systems, read_sources
 
-from .config import Settings
+from .config import PROJECT_ROOT, Settings
 from .service import ReportQA
+
+DEFAULT_CORPUS = PROJECT_ROOT.parent / "shared" / "corpus"
 
 # option name -> (summary key, what a reader calls it)
 GATES = {
@@ -61,11 +63,20 @@ def missed_thresholds(overall: dict, thresholds: dict[str, float | None]) -> lis
 @click.option("--min-groundedness", type=float, help="Fail unless ours reaches this groundedness.")
 @click.option("--min-citation-precision", type=float, help="Fail unless ours reaches this citation precision.")
 @click.option("--min-recall-at-5", type=float, help="Fail unless ours reaches this recall@5.")
+@click.option("--cross-validate", is_flag=True,
+              help="The development set over real reports instead: each report indexed and asked alone, the reply "
+                   "policy fitted on the others (leave-one-report-out); tables per report, category and stage.")
+@click.option("--corpus", "corpus_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="With --cross-validate: the folder of the corpus reports (default ../shared/corpus).")
+@click.option("--reports", "only_reports", help="With --cross-validate: a comma-separated subset of report file names.")
 @click.pass_context
 def eval_command(ctx: click.Context, set_path: Path | None, out_dir: Path | None, systems: list[str],
-                 **thresholds) -> None:
+                 cross_validate: bool, corpus_dir: Path | None, only_reports: str | None, **thresholds) -> None:
     """Score answers, citations, refusals and retrieval on the evaluation set; compare with baselines."""
     settings = (ctx.obj or {}).get("settings") or Settings()
+    if cross_validate:
+        return _cross_validate(settings, out_dir or settings.eval_out_path / "dev", corpus_dir or DEFAULT_CORPUS,
+                               [n.strip() for n in (only_reports or "").split(",") if n.strip()])
     set_path = set_path or settings.eval_set_path
     out_dir = out_dir or settings.eval_out_path
     if not set_path.is_file():
@@ -100,3 +111,45 @@ def eval_command(ctx: click.Context, set_path: Path | None, out_dir: Path | None
         if missed:
             raise click.ClickException(f"{PRIMARY} missed {len(missed)} threshold(s): " + "; ".join(missed))
 
+
+
+def _cross_validate(settings: Settings, out_dir: Path, corpus_dir: Path, only: list[str]) -> None:
+    """`reportqa eval --cross-validate`: the development set, each report alone (evals.dev)."""
+    from evals.dev import evaluate_reports, load_dev_reports, markdown, missed_targets, write_run
+
+    sets = [settings.eval_set_path, *sorted((settings.eval_set_path.parent / "corpus").glob("*.jsonl"))]
+    shipped = sorted(p.name for p in settings.raw_path.iterdir() if p.is_file())[:1]
+    try:
+        reports = load_dev_reports(sets, [corpus_dir, settings.raw_path], shipped[0] if shipped else "")
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if only:
+        reports = [r for r in reports if r.name in only]
+    total = sum(len(r.items) for r in reports)
+    with click.progressbar(length=total, label="Evaluating the development set", file=sys.stderr) as bar:
+        try:
+            results = evaluate_reports(reports, lambda report: report_service(settings, report.path),
+                                       progress=lambda _: bar.update(1))
+        except ReportQAError as exc:
+            raise click.ClickException(exc.message) from None
+    run = write_run(results, out_dir)
+    click.echo(markdown(run))
+    click.echo(f"{total} items of {len(reports)} reports; report: {out_dir / 'report.md'}")
+    for miss in missed_targets(run["overall"]):
+        click.echo(f"target missed: {miss}", err=True)
+
+
+def report_service(settings: Settings, report: Path) -> ReportQA:
+    """A service over ``report`` alone, its index kept in a cache outside the project (reused next time)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.gettempdir()) / "reportqa-dev-cache" / report.name
+    raw = folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    copy = raw / report.name
+    if not copy.is_file() or copy.read_bytes() != report.read_bytes():
+        shutil.copyfile(report, copy)
+    qa = ReportQA(settings.model_copy(update={"data_dir": folder, "raw_dir": None, "index_dir": None}))
+    qa.ensure_index()
+    return qa

@@ -171,10 +171,10 @@ class ExtractiveAnswerer:
         candidates = self._candidates(hits, query_vector, qterms)
         grounded = [c for c in candidates if self._grounded_anchors(qterms, c.chunk)]
         if not grounded:
-            return self.refusal(question, hits)
+            return replace(self.refusal(question, hits), best_quote=candidates[0].text if candidates else "")
         strength = self.strength(grounded[0], qterms)
         if not self.confident(strength):
-            return replace(self.refusal(question, hits), strength=strength)
+            return replace(self.refusal(question, hits), strength=strength, best_quote=grounded[0].text)
         chosen = self._select(grounded, qterms)
         # Lead with the most direct sentence; the rest read best in document order.
         chosen = chosen[:1] + sorted(chosen[1:], key=lambda c: (c.chunk.source, c.span.start))
@@ -190,7 +190,8 @@ class ExtractiveAnswerer:
             # The direct answer first, the sentence that supports it right under it.
             lines[0] = f"{lead}[1]\n原文：“{citations[0].quote}”"
         text = "\n".join(lines)
-        return Answer(question=question, text=text, refused=False, citations=citations, strength=strength)
+        return Answer(question=question, text=text, reply="answer", citations=citations, strength=strength,
+                      best_quote=citations[0].quote)
 
     def lead_clause(self, best: _Candidate, qterms: QuestionTerms, focus: QuestionTerms | None = None) -> str:
         """The clause of the best sentence that answers a precise question: 全市建成便民服务站1726个.
@@ -258,7 +259,7 @@ class ExtractiveAnswerer:
         for hit in hits:
             if hit.dense_score >= self.settings.min_similarity - 0.02 and hit.chunk.section not in suggestions:
                 suggestions.append(hit.chunk.section)
-        return Answer(question=question, text=REFUSAL_MESSAGE, refused=True, suggestions=suggestions[:3])
+        return Answer(question=question, text=REFUSAL_MESSAGE, reply="refusal", suggestions=suggestions[:3])
 
 
 def split_clauses(sentence: str) -> list[str]:

@@ -30,7 +30,7 @@ def merge_answers(question: str, parts: list[str], answers: list[Answer]) -> Ans
     """One answer from the parts' answers, citations renumbered and shared where identical."""
     if all(a.refused for a in answers):
         suggestions = list(dict.fromkeys(s for a in answers for s in a.suggestions))[:3]
-        return Answer(question=question, text=REFUSAL_MESSAGE, refused=True, suggestions=suggestions)
+        return Answer(question=question, text=REFUSAL_MESSAGE, reply="refusal", suggestions=suggestions)
     citations: list[Citation] = []
     number_of: dict[tuple[str, int], int] = {}
     lines: list[str] = []
@@ -48,4 +48,4 @@ def merge_answers(question: str, parts: list[str], answers: list[Answer]) -> Ans
         for line in CITATION_MARKER.sub(lambda m: f"[{renumber[int(m.group(1))]}]", answer.text).splitlines():
             if not (line.startswith("原文：") and line in lines):  # one quote of a shared sentence is enough
                 lines.append(line)
-    return Answer(question=question, text="\n".join(lines), refused=False, citations=citations)
+    return Answer(question=question, text="\n".join(lines), reply="answer", citations=citations)

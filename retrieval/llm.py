@@ -238,11 +238,11 @@ class LLMAnswerer:
         if is_refusal(text):
             suggestions = extractive.suggestions if extractive.refused else \
                 list(dict.fromkeys(h.chunk.section for h in hits))[:3]
-            answer = Answer(extractive.question or question, REFUSAL_MESSAGE, refused=True,
+            answer = Answer(extractive.question or question, REFUSAL_MESSAGE, reply="refusal",
                             suggestions=suggestions, timings_ms=elapsed, resolved_question=extractive.resolved_question)
         else:
             final_text, citations = cite(text, hits)
-            answer = Answer(extractive.question or question, final_text, refused=False, citations=citations,
+            answer = Answer(extractive.question or question, final_text, reply="answer", citations=citations,
                             timings_ms=elapsed, resolved_question=extractive.resolved_question)
         yield LLMEvent(text=answer.text, answer=answer, llm_text=reply)
 
