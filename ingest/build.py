@@ -70,8 +70,10 @@ class Part:
 
 
 def passage_text(chunk: Chunk) -> str:
-    """What the embedder sees: the section path gives a short passage its topic."""
-    return f"{chunk.section}\n{chunk.text}" if chunk.section_path else chunk.text
+    """What the embedder and BM25 see: the section path gives a short passage its topic, and a
+    table row its caption and column headers (``Chunk.context``), so ``罚款 | 0`` says which column."""
+    head = [part for part in (chunk.section if chunk.section_path else "", chunk.context) if part]
+    return "\n".join([*head, chunk.text])
 
 
 def embedder_info(embedder: Embedder) -> dict:

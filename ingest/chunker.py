@@ -70,6 +70,7 @@ def chunk_document(doc: Document, settings: ChunkerSettings = ChunkerSettings())
                     issuer=doc.issuer,
                     year=doc.year,
                     url=doc.url,
+                    context=para.context,
                 )
             )
     return chunks

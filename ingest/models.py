@@ -27,6 +27,7 @@ class Paragraph:
     start: int
     end: int
     text: str
+    context: str = ""  # a table row's caption and header row (ingest.tables); "" for prose
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,9 @@ class Chunk:
     issuer: str | None = None  # the report's metadata, repeated on each chunk so a
     year: int | None = None  # citation and a narrowed search need no other table
     url: str | None = None
+    # A table row's caption and column headers, read with the text by the embedder and BM25
+    # (ingest.build.passage_text) and shown nowhere; "" for prose and in indexes built before it.
+    context: str = ""
 
     @property
     def section(self) -> str:
