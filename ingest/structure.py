@@ -443,9 +443,9 @@ def _section_paths(items: list[_Item]) -> tuple[list[tuple[str, ...]], list[Para
             headings.append(path(top, item.name))
             add(item, path(top, item.name))
             sub = None if k in itself else item.name
-        elif kind == "note":
-            add(item, ("注释",))
-        elif kind == "para" and in_note and _NUMBERED_NOTE.match(item.line.text):
+        elif kind == "note" or (kind == "para" and in_note and _NUMBERED_NOTE.match(item.line.text)):
+            if headings[-1:] != [("注释",)] and kind == "note":
+                headings.append(("注释",))
             add(item, ("注释",))
         elif not item.consumed:
             in_note = False

@@ -81,4 +81,4 @@ def header_text(header: str) -> str:
     if len(generic) == len(APPLICANT_COLUMNS) - 1 and cells[generic[-1] + 1:generic[-1] + 2] == ["总计"]:
         for i, name in zip(generic, APPLICANT_COLUMNS):
             cells[i] = name
-    return " | ".join(cells)
+    return " | ".join(cells).strip()
