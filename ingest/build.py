@@ -33,7 +33,7 @@ from reportqa.errors import ReportFileError
 
 from .chunker import ChunkerSettings, chunk_document
 from .formats import ParseLimits
-from .loader import SUPPORTED_SUFFIXES, Converter, find_reports, load_report, scan_reports, sidecar_path
+from .loader import PARSER_VERSION, SUPPORTED_SUFFIXES, Converter, find_reports, load_report, scan_reports, sidecar_path
 from .models import Chunk
 from .sandbox import ConverterProcess
 from .store import PARTS, PARTS_JOURNAL, Manifest, read_manifest, write_durably, write_index
@@ -115,7 +115,9 @@ def _source_name(path: Path, root: Path) -> str:
 
 
 def _part_key(name: str, fingerprint: str, chunker: ChunkerSettings, embedder: Embedder) -> str:
-    made_from = json.dumps([name, fingerprint, chunker.to_dict(), embedder_info(embedder)], ensure_ascii=False)
+    # PARSER_VERSION: a part parsed by an older parser is parsed again (its unchanged passages keep their vectors).
+    made_from = json.dumps([name, fingerprint, chunker.to_dict(), embedder_info(embedder), PARSER_VERSION],
+                           ensure_ascii=False)
     return hashlib.sha256(made_from.encode()).hexdigest()[:24]
 
 

@@ -254,9 +254,16 @@ def _header_lines(header: list[list[str]], width: int) -> list[str]:
     return ["| " + " | ".join(shown) + " |", "|" + "---|" * width]
 
 
+def is_data_table(cells: list[list[str]]) -> bool:
+    """A table of rows and columns, not one a page or document uses to lay out its text: two rows and two
+    columns or more, and no cell holding a passage (over 200 characters)."""
+    return len(cells) >= 2 and max(len(row) for row in cells) >= 2 and all(len(c) <= 200 for row in cells for c in row)
+
+
 def _html_lines(main) -> list[str]:
     for table in main.find_all("table"):
-        if table.find_parent("table") is None:
+        if table.find_parent("table") is None and not table.find("table") and is_data_table(
+                [[_html_cell_text(c) for c in tr.find_all(("td", "th"))] for tr in table.find_all("tr")]):
             table.replace_with("\n" + "\n".join(html_table_lines(table)) + "\n")
     for br in main.find_all("br"):
         br.replace_with("\n")
@@ -339,6 +346,8 @@ def docx_table_lines(table) -> list[str]:
             cells.append(_docx_cell_text(cell))
         if any(cells):
             rows.append(cells)
+    if not is_data_table(rows):  # a table laying out text: its cells are paragraphs
+        return [cell for row in rows for cell in row if cell]
     return markdown_rows(rows)
 
 
@@ -384,8 +393,11 @@ def docx_to_text(path: Path, name: str, limits: ParseLimits = ParseLimits()) -> 
     bold: list[int] = []  # blocks set in bold, for documents without heading styles
     for item in items:
         if isinstance(item, Table):
-            if lines := docx_table_lines(item):
+            lines = docx_table_lines(item)
+            if lines and lines[0].startswith("|"):
                 blocks.append((None, "\n".join(lines)))
+            else:
+                blocks += [(None, line) for line in lines]
             continue
         text = re.sub(r"\s*\n\s*", "", item.text)  # soft line breaks inside one paragraph
         text = re.sub(r"[ \t\xa0\u3000]+", " ", text).strip()

@@ -16,6 +16,10 @@ from .plaintext import read_plain_text
 from .structure import TITLE_KIND, ParsedText, parse_text
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".docx", ".pdf")
+# Bumped whenever parsing or conversion changes any report's Document: index parts made by an
+# older parser are then rebuilt on the next ingest, not reused (ingest.build). 2: the corpus work
+# (GBK, rejoined PDF text, front matter, appendices, table context).
+PARSER_VERSION = 2
 SIDECAR_SUFFIX = ".meta.json"
 # Fields a sidecar may hold, with the type each must have.
 SIDECAR_FIELDS = {"title": str, "issuer": str, "year": int, "url": str}
@@ -154,8 +158,10 @@ def load_report(path: Path, root: Path | None = None, limits: ParseLimits = Pars
                 converter: Converter | None = None) -> Document:
     """Read, convert and parse one report; raise ReportFileError when it is unusable.
 
-    ``Document.text`` is the text the parser read: the file itself for .txt/.md, the
-    converted text (one paragraph a line) for .html/.docx/.pdf; offsets point into it,
+    ``Document.text`` is the text the parser read: the file itself as decoded for .txt/.md
+    (UTF-8 or GB18030/GBK), unless its lines were hard-wrapped or a sentence was split by a
+    blank line, when it is rejoined (ingest.plaintext); the converted text (one paragraph a
+    line) for .html/.docx/.pdf. The index stores this text; offsets point into it,
     and ``Document.pages`` maps them to PDF pages. A sidecar ``<file>.meta.json``
     overrides the parsed title, and gives issuer, year and URL (see ingest.metadata).
     A file over one of ``limits`` is refused; ``converter`` converts .html/.docx/.pdf

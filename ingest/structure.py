@@ -56,6 +56,7 @@ SPEAKER = re.compile(r"^\S{0,12}(?:总理|省长|市长|县长|区长|州长|主
 ISSUER_LINE = re.compile(r"^(?:\S{2,30}?(?:人民政府|办公室|统计局|调查队|委员会|局|厅|署)\s*)+$")
 TITLE_KIND = re.compile(r"报告|公报|年报|纲要|规划|白皮书|决算|预算|通报|总结")
 _MAX_TITLE_CHARS = 100
+_MAX_FRONT_LINES = 12  # a cover page is a few lines; past these the body has begun
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,8 @@ def _not_title(clean: str) -> bool:
 def _opens_body(line: _Line) -> bool:
     clean = line.clean
     return bool(TOP_HEADING.match(line.text) or SUB_HEADING.match(line.text) or SALUTATION.match(clean)
-                or _NOTES_HEADING.match(clean) or is_pipe_row(line.text) or _SENTENCE_STOP.search(clean)
+                or _NOTES_HEADING.match(clean) or is_pipe_row(line.text) or is_flat_row(line.text)
+                or _SENTENCE_STOP.search(clean)
                 or clean.endswith(("：", ":")) or len(clean) > _MAX_TITLE_CHARS)
 
 
@@ -186,7 +188,7 @@ def _title_like(line: _Line) -> bool:
 def _front_matter(lines: list[_Line]) -> tuple[str, list[str], list[_Line]]:
     """The title, the other front-matter lines, and the body lines after them."""
     title, front, i = "", [], 0
-    while i < len(lines):
+    while i < min(len(lines), _MAX_FRONT_LINES):
         line = lines[i]
         md = MD_HEADING.match(line.text)
         if md and len(md.group(1)) == 1 and not title:

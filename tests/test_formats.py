@@ -294,3 +294,22 @@ def test_html_without_content_markup_takes_the_block_with_most_text(report_text,
     doc = load_report(path)
     _assert_report_structure(doc, report_path)
     assert "频道导航" not in doc.text and "频道导航" not in report_text
+
+
+def test_tables_that_lay_out_text_stay_prose(report_text, report_path, tmp_path):
+    """A page or document that puts its whole text in a one-cell table is read as paragraphs, not one row."""
+    import docx
+
+    lines = _blocks(report_text)
+    cells = "".join(f"<p>{escape(line)}</p>" for line in lines)
+    (tmp_path / "layout.html").write_text(f"<html><body><table><tr><td>{cells}</td></tr></table></body></html>",
+                                          encoding="utf-8")
+    _assert_report_structure(load_report(tmp_path / "layout.html"), report_path)
+
+    document = docx.Document()
+    table = document.add_table(rows=1, cols=1)
+    table.cell(0, 0).text = lines[1]
+    document.add_paragraph(lines[0])
+    document.save(str(tmp_path / "layout.docx"))
+    doc = load_report(tmp_path / "layout.docx")
+    assert [p.text for p in doc.paragraphs][:1] == [lines[1]] and not doc.paragraphs[0].context
