@@ -100,6 +100,11 @@ _PORTAL_META = re.compile(r"^(?:发布时间|发布日期|发文日期|时间|�
                           r"【?字体|打印|关闭|分享到)\s*[:：】]?")
 
 
+# Tags some government CMSs wrap the article and its title in (大汉 <ucapcontent>, <ucaptitle>).
+_CONTENT_TAGS = ("ucapcontent",)
+_TITLE_TAGS = ("ucaptitle",)
+
+
 def _element_names(tag) -> str:
     return " ".join([*(tag.get("class") or []), tag.get("id") or ""])
 
@@ -117,14 +122,21 @@ def _drop_chrome(soup) -> None:
     for tag in soup.find_all("header"):
         if not tag.find_parent("article"):  # an <article>'s own <header> holds its title
             tag.decompose()
-    for tag in soup.find_all(True):
-        if tag.decomposed or tag.name in ("html", "body") or tag.find("article"):
+    # Blocks holding the article (an <article>, a CMS content tag) are never chrome; found once, not per tag.
+    holds_article = {id(parent) for tag in soup.find_all(("article", *_CONTENT_TAGS)) for parent in tag.parents}
+    chrome: list = []
+    dropped: set[int] = set()
+    for tag in soup.find_all(True):  # in document order, so a block comes before what it holds
+        if tag.name in ("html", "body") or id(tag) in holds_article or any(id(p) in dropped for p in tag.parents):
             continue
         names = _element_names(tag)
         if any(_CONTENT_NAME.match(n) for n in names.split()):
             continue
         if tag.get("role") in _NOISE_ROLES or (names.strip() and _NOISE_NAME.search(names)):
-            tag.decompose()
+            chrome.append(tag)
+            dropped.add(id(tag))
+    for tag in chrome:
+        tag.decompose()
 
 
 def _direct_text_length(tag) -> int:
@@ -162,11 +174,6 @@ def _main_content(soup):
             return best
         best = inner
     return None
-
-
-# Tags some government CMSs wrap the article and its title in (大汉 <ucapcontent>, <ucaptitle>).
-_CONTENT_TAGS = ("ucapcontent",)
-_TITLE_TAGS = ("ucaptitle",)
 
 
 def _page_title(soup, main) -> str:

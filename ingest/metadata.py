@@ -108,13 +108,14 @@ def infer_title(text: str, front_matter: tuple[str, ...], year: int | None, plac
 def html_metadata(soup) -> dict:
     """Issuer and URL from the <meta> tags and the 发布机构 cell Chinese government portals write."""
     found: dict = {}
+    contents: dict[str, str] = {}
+    for tag in soup.find_all("meta"):  # one pass: a portal page holds thousands of tags
+        key = tag.get("name") or tag.get("property")
+        if key and key not in contents and (tag.get("content") or "").strip():
+            contents[key] = tag["content"].strip()
 
     def meta(*names: str) -> str:
-        for name in names:
-            tag = soup.find("meta", attrs={"name": name}) or soup.find("meta", attrs={"property": name})
-            if tag and (tag.get("content") or "").strip():
-                return tag["content"].strip()
-        return ""
+        return next((contents[name] for name in names if name in contents), "")
 
     if issuer := meta("ContentSource", "contentsource", "source") or _labelled_cell(soup, ("发布机构", "发文机关")):
         found["issuer"] = issuer
