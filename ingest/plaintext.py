@@ -165,7 +165,7 @@ def _footnote_end(lines: list[str], i: int) -> int | None:
     A footnote sits at the foot of a page: a mark (``*``, ①) alone or before its text,
     then a few lines, then the page marker.
     """
-    if not _FOOTNOTE_MARK.match(lines[i]) or not (len(lines[i]) == 1 or i + 1 < len(lines)):
+    if not _FOOTNOTE_MARK.match(lines[i]):
         return None
     for j in range(i + 1, min(len(lines), i + 1 + _MAX_FOOTNOTE_LINES)):
         if DASHED_PAGE_NUMBER.match(lines[j]):
@@ -179,11 +179,12 @@ def _join_split_sentences(text: str) -> str:
     """Remove the blank line inside a sentence: a long body line that ends mid-sentence, a blank line, then
     the line that continues it (not a heading, table row, list item or bullet). Other text is kept as it is."""
     pieces = re.split(r"(\n[ \t]*\n(?:[ \t]*\n)*)", text)  # lines, and the blank-line runs between them
+    first_line = text.strip().split("\n", 1)[0].strip()  # the title, never continued
     out = [pieces[0]]
     for gap, after in zip(pieces[1::2], pieces[2::2]):
         before_line = out[-1].rsplit("\n", 1)[-1].strip()
         after_line = after.split("\n", 1)[0].strip()
-        if _continues(before_line, after_line):
+        if before_line != first_line and _continues(before_line, after_line):
             out[-1] += after
         else:
             out.extend([gap, after])

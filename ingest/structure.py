@@ -200,14 +200,14 @@ def _front_matter(lines: list[_Line]) -> tuple[str, list[str], list[_Line]]:
             continue
         if _opens_body(line) or md:
             break
-        following = next((ln for ln in lines[i + 1:i + 3] if not _SOURCE_LINE.match(ln.clean)), None)
+        following = lines[i + 1] if i + 1 < len(lines) else None
         if title:
             if not _year_in(title) and line.clean.startswith(("——", "—")):
                 title += clean_heading(line.text)  # 政府工作报告 + ——2015年3月5日在…: the year is in the subtitle
             else:
                 front.append(line.clean)
         elif following is not None and _title_like(following) and not TITLE_KIND.search(line.clean) \
-                and TITLE_KIND.search(following.clean) and following is lines[i + 1]:
+                and TITLE_KIND.search(following.clean):
             title = clean_heading(line.text + following.text)  # 黔东南苗族侗族自治州 / 2016年…统计公报
             i += 1
         elif ISSUER_LINE.match(line.clean):
@@ -309,11 +309,12 @@ def _is_appendix_title(line: _Line) -> bool:
             and not TOP_HEADING.match(line.text) and not SUB_HEADING.match(line.text) and not is_pipe_row(line.text))
 
 
-def _short_label(item: _Item, limit: int, allowed: str = "") -> bool:
-    """A short paragraph without sentence punctuation: a caption, or (a piece of) a table header."""
+def _short_label(item: _Item, limit: int, whole: bool = True) -> bool:
+    """A short paragraph without sentence punctuation: a caption or a header row (``whole``), which may hold
+    brackets, colons and numbers (本年收费金额（单位：万元）), or a piece of a header a PDF broke up, which holds none."""
     clean = item.line.clean
     return item.kind == "para" and len(clean) <= limit and not re.search(r"[。，；！？,;]", clean) \
-        and not re.search(r"[：:（）()\d]", re.sub(f"[{allowed}]", "", clean) if allowed else clean)
+        and (whole or not re.search(r"[：:（）()\d]", clean))
 
 
 def _caption(line: _Line) -> str:
@@ -344,18 +345,17 @@ def _read_tables(items: list[_Item]) -> None:
             block[0].consumed = True
         before = i - 1
         if header is None and not is_pipe_row(block[0].line.text) and before >= 0 \
-                and _short_label(items[before], 60, "：:（）()\\d") and not CAPTION.match(items[before].line.clean):
+                and _short_label(items[before], 60) and not CAPTION.match(items[before].line.clean):
             header = _header(items[before].line)  # 信息内容 本年制发件数 本年废止件数 现行有效件数
             items[before].consumed = True
             before -= 1
-            while before >= 0 and _short_label(items[before], 20):
+            while before >= 0 and _short_label(items[before], 20, whole=False):
                 # the rest of a header a PDF broke into pieces (结果维持结果纠正…, 总 计)
                 items[before].consumed = True
                 before -= 1
         if before >= 0:  # the line before the table (and its header): a caption, or the heading it sits under
             previous = items[before]
-            if _short_label(previous, _MAX_HEADING_CHARS, "：:（）()\\d") \
-                    and (CAPTION.match(previous.line.clean) or header):
+            if _short_label(previous, _MAX_HEADING_CHARS) and (CAPTION.match(previous.line.clean) or header):
                 caption = _caption(previous.line)
                 previous.consumed = True
             elif previous.kind in ("sub", "top", "appendix"):
