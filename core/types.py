@@ -35,6 +35,7 @@ class Paragraph:
     start: int
     end: int
     text: str
+    context: str = ""  # a table row's caption and header row (ingest.tables); "" for prose
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class Chunk:
     issuer: str | None = None  # the report's metadata, repeated on each chunk so a
     year: int | None = None  # citation and a narrowed search need no other table
     url: str | None = None
+    # A table row's caption and column headers, read with the text by the embedder, BM25 and the
+    # answerer (passage_text) and shown nowhere; "" for prose and in indexes built before it.
+    context: str = ""
 
     @property
     def section(self) -> str:
@@ -108,8 +112,10 @@ _CHUNK_DEFAULTS = {f.name: f.default for f in fields(Chunk) if f.default is not 
 
 
 def passage_text(chunk: Chunk) -> str:
-    """What the embedder, BM25 and the reranker read: the section path gives a short passage its topic."""
-    return f"{chunk.section}\n{chunk.text}" if chunk.section_path else chunk.text
+    """What the embedder, BM25 and the reranker read: the section path gives a short passage its topic, and a
+    table row its caption and column headers (``Chunk.context``), so ``罚款 | 0`` says which column."""
+    head = [part for part in (chunk.section if chunk.section_path else "", chunk.context) if part]
+    return "\n".join([*head, chunk.text])
 
 
 def report_label(chunk: Chunk) -> str:

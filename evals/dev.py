@@ -124,14 +124,34 @@ def ask_item(qa, report: str, item: EvalItem) -> DevResult:
     return result
 
 
+def unreadable_item(report: str, item: EvalItem) -> DevResult:
+    """An item of a report that could not be indexed: every citizen asking it was refused."""
+    result = DevResult(report=report, id=item.id, category=item.category, answerable=item.answerable,
+                       question=item.question, reply="refusal", answer="", confidence=None, latency_ms=0.0)
+    if item.answerable:
+        result.in_one_passage, result.top5_recall, result.chosen = False, 0.0, False
+    return result
+
+
 def evaluate_reports(reports: Sequence[DevReport], service_for: Callable[[DevReport], object],
-                     progress: Callable[[DevResult], None] = lambda _: None) -> list[DevResult]:
-    """Every item of every report, each report asked of a service over it alone (``service_for``)."""
+                     progress: Callable[[DevResult], None] = lambda _: None,
+                     skipped: Callable[[DevReport, Exception], None] = lambda report, exc: None) -> list[DevResult]:
+    """Every item of every report, each report asked of a service over it alone (``service_for``).
+
+    A report that cannot be indexed (``service_for`` raises ReportQAError) is reported to ``skipped``
+    and its items count as refused: that is what a citizen would get.
+    """
+    from core.errors import ReportQAError
+
     results = []
     for report in reports:
-        qa = service_for(report)
+        try:
+            qa = service_for(report)
+        except ReportQAError as exc:
+            skipped(report, exc)
+            qa = None
         for item in report.items:
-            result = ask_item(qa, report.name, item)
+            result = ask_item(qa, report.name, item) if qa is not None else unreadable_item(report.name, item)
             results.append(result)
             progress(result)
     return results

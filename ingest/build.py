@@ -30,7 +30,7 @@ from index.vectors import VectorStoreConfig
 
 from .chunker import ChunkerSettings, chunk_document
 from .formats import ParseLimits
-from .loader import SUPPORTED_SUFFIXES, Converter, find_reports, load_report, scan_reports, sidecar_path
+from .loader import PARSER_VERSION, SUPPORTED_SUFFIXES, Converter, find_reports, load_report, scan_reports, sidecar_path
 from .sandbox import ConverterProcess
 
 Progress = Callable[[str], None]
@@ -150,7 +150,8 @@ def build_index(paths: list[Path], root: Path, index_dir: Path, embedder: Embedd
             name = _source_name(path, root)
             stamp = file_stamp(path)  # before the hash: a file edited meanwhile then looks changed next time
             fingerprint = file_fingerprint(path)
-            key = part_key([name, fingerprint, chunker.to_dict(), embedder_info(embedder)])
+            # PARSER_VERSION: a part parsed by an older parser is parsed again (its unchanged text keeps its vectors).
+            key = part_key([name, fingerprint, chunker.to_dict(), embedder_info(embedder), PARSER_VERSION])
             found = read_part(parts_dir / key, recorded.get(key))
             if found is not None:
                 part, part_sha256 = found

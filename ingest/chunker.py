@@ -71,6 +71,7 @@ def chunk_document(doc: Document, settings: ChunkerSettings = ChunkerSettings())
                     issuer=doc.issuer,
                     year=doc.year,
                     url=doc.url,
+                    context=para.context,
                 )
             )
     return chunks

@@ -11,10 +11,15 @@ from core.errors import ReportFileError
 from core.types import Document
 
 from .formats import CONVERTERS, ConvertedText, ParseLimits, convert_report, over_limit
-from .metadata import merge, title_metadata
-from .structure import parse_structure
+from .metadata import infer_title, merge, text_year, title_metadata
+from .plaintext import read_plain_text
+from .structure import TITLE_KIND, ParsedText, parse_text
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".html", ".htm", ".docx", ".pdf")
+# Bumped whenever parsing or conversion changes any report's Document: index parts made by an
+# older parser are then rebuilt on the next ingest, not reused (ingest.build). 2: the corpus work
+# (GBK, rejoined PDF text, front matter, appendices, table context).
+PARSER_VERSION = 2
 SIDECAR_SUFFIX = ".meta.json"
 # Fields a sidecar may hold, with the type each must have.
 SIDECAR_FIELDS = {"title": str, "issuer": str, "year": int, "url": str}
@@ -130,23 +135,33 @@ class InProcess:
         return convert_report(path, name, self.limits)
 
 
-def _read_plain_text(raw: bytes, name: str) -> ConvertedText:
-    try:
-        return ConvertedText(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise ReportFileError(
-            f"{name}: not valid UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start}); "
-            "save it as UTF-8 (e.g. `iconv -f GBK -t UTF-8`) and ingest again",
-            f"{name}：不是 UTF-8 编码的文本，请另存为 UTF-8 后重新导入",
-        ) from None
+def _title_and_metadata(parsed: ParsedText, converted: ConvertedText, sidecar: dict,
+                        path: Path) -> tuple[str, dict]:
+    """The report's title and its issuer/year/url, each from the first source that has it (ingest.metadata).
+
+    A text without a title line (a PDF whose title is only in an image, a work report that opens
+    with 各位代表：) is given one from the file's own title metadata, else from its place, year and
+    kind (黔东南苗族侗族自治州 + 2023 + 统计公报), else the file name.
+    """
+    front = tuple(parsed.front_matter)
+    first = parsed.paragraphs[0].text if parsed.paragraphs else ""
+    year = text_year(parsed.headings, first, path.name)
+    title = sidecar.get("title") or parsed.title
+    if not title:
+        hint = converted.meta.get("title_hint", "")
+        title = hint if TITLE_KIND.search(hint) else infer_title(converted.text, front, year, hint)
+    title = title or path.stem
+    return title, merge(sidecar, converted.meta, title_metadata(title, front), {"year": year})
 
 
 def load_report(path: Path, root: Path | None = None, limits: ParseLimits = ParseLimits(),
                 converter: Converter | None = None) -> Document:
     """Read, convert and parse one report; raise ReportFileError when it is unusable.
 
-    ``Document.text`` is the text the parser read: the file itself for .txt/.md, the
-    converted text (one paragraph a line) for .html/.docx/.pdf; offsets point into it,
+    ``Document.text`` is the text the parser read: the file itself as decoded for .txt/.md
+    (UTF-8 or GB18030/GBK), unless its lines were hard-wrapped or a sentence was split by a
+    blank line, when it is rejoined (ingest.plaintext); the converted text (one paragraph a
+    line) for .html/.docx/.pdf. The index stores this text; offsets point into it,
     and ``Document.pages`` maps them to PDF pages. A sidecar ``<file>.meta.json``
     overrides the parsed title, and gives issuer, year and URL (see ingest.metadata).
     A file over one of ``limits`` is refused; ``converter`` converts .html/.docx/.pdf
@@ -168,24 +183,23 @@ def load_report(path: Path, root: Path | None = None, limits: ParseLimits = Pars
     if suffix in CONVERTERS:
         converted = (converter or InProcess(limits)).convert(path, name)
     else:
-        converted = _read_plain_text(raw, name)
+        converted = read_plain_text(raw, name)
     if len(converted.text) > limits.max_chars:
         raise over_limit(name, "characters of text", len(converted.text), limits.max_chars, "文字数量")
-    title, headings, paragraphs = parse_structure(converted.text)
-    if not paragraphs:
+    parsed = parse_text(converted.text)
+    if not parsed.paragraphs:
         raise ReportFileError(
             f"{name}: no text to index (the file is empty or holds only headings)",
             f"{name}：文件为空或没有正文，无法导入",
         )
-    title = meta.get("title") or title or path.stem
-    found = merge(meta, converted.meta, title_metadata(title))
+    title, found = _title_and_metadata(parsed, converted, meta, path)
     return Document(
         source=name,
         title=title,
         text=converted.text,
         sha256=hashlib.sha256(raw).hexdigest(),
-        headings=tuple(headings),
-        paragraphs=tuple(paragraphs),
+        headings=tuple(parsed.headings),
+        paragraphs=tuple(parsed.paragraphs),
         pages=tuple(converted.pages),
         issuer=found.get("issuer"),
         year=found.get("year"),

@@ -128,8 +128,10 @@ def _cross_validate(settings: Settings, out_dir: Path, corpus_dir: Path, only: l
     total = sum(len(r.items) for r in reports)
     with click.progressbar(length=total, label="Evaluating the development set", file=sys.stderr) as bar:
         try:
-            results = evaluate_reports(reports, lambda report: report_service(settings, report.path),
-                                       progress=lambda _: bar.update(1))
+            results = evaluate_reports(
+                reports, lambda report: report_service(settings, report.path), progress=lambda _: bar.update(1),
+                skipped=lambda report, exc: click.secho(f"\nwarning: {report.name} could not be indexed, its items "
+                                                       f"count as refused: {exc.message}", fg="yellow", err=True))
         except ReportQAError as exc:
             raise click.ClickException(exc.message) from None
     run = write_run(results, out_dir)

@@ -97,9 +97,9 @@ def test_list_questions_gather_the_items_each_cited(qa):
 
 
 def test_an_ungrounded_answer_is_never_shown(qa, caplog):
-    from reportqa.service import ReportQA
-
     from dataclasses import replace
+
+    from reportqa.service import ReportQA
 
     answer = replace(qa.ask("全市建成了多少个便民服务站？"), text="全市建成便民服务站1800个，依据《不存在的规定》。[1]")
     with caplog.at_level("ERROR"):

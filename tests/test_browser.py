@@ -9,8 +9,8 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-
 from conftest import free_port  # noqa: E402
+
 from records.feedback import FeedbackStore  # noqa: E402
 from reportqa.server import launch  # noqa: E402
 

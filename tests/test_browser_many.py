@@ -7,12 +7,12 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import time  # noqa: E402
 
 import pytest  # noqa: E402
+from conftest import SHENYANG_URL, free_port  # noqa: E402
 from test_browser import ANSWER_TIMEOUT, SCREENSHOTS, STATIONS, _ask, _serve  # noqa: E402
 
-from conftest import SHENYANG_URL, free_port  # noqa: E402
 from reportqa.config import Settings  # noqa: E402
-from reportqa.service import ReportQA  # noqa: E402
 from reportqa.server import launch  # noqa: E402
+from reportqa.service import ReportQA  # noqa: E402
 from ui.page import BUSY_ZH  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:::gradio.queueing")]

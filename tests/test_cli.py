@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import make_data_dir
 
 JSON_KEYS = {"question", "answer", "reply", "refused", "confidence", "citations", "timings_ms"}
@@ -116,10 +115,10 @@ def test_stale_and_corrupt_index_are_refused_by_ask(data_dir):
 
 def test_ingest_reports_skipped_files_and_keeps_the_rest(data_dir):
     (data_dir / "raw" / "empty.md").write_text("", encoding="utf-8")
-    (data_dir / "raw" / "gbk.txt").write_bytes("大连市报告。全市建成便民服务站。".encode("gbk"))
+    (data_dir / "raw" / "latin1.txt").write_bytes("Café au lait, Straße 5.".encode("latin-1"))
     result = reportqa(data_dir, "ingest")
     assert result.returncode == 0, result.stderr
-    assert "warning: skipped gbk.txt: not valid UTF-8" in result.stderr
+    assert "warning: skipped latin1.txt: neither UTF-8 nor GB18030/GBK" in result.stderr
     assert "warning: skipped empty.md" in result.stderr
     assert "Indexed 1 report(s)" in result.stdout
     answer = json.loads(reportqa(data_dir, "ask", "--json", "全市建成了多少个便民服务站？").stdout)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.compose import split_parts
 from core.types import REFUSAL_MESSAGE
+from retrieval.compose import split_parts
 
 
 @pytest.mark.parametrize(

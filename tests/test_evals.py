@@ -11,13 +11,21 @@ import pytest
 from click.testing import CliRunner
 
 from evals import (
-    SYSTEM_NAMES, CitedPassage, EvalItem, Passage, append_item, build_systems, load_eval_set, read_sources,
-    run_eval, write_outputs,
+    SYSTEM_NAMES,
+    CitedPassage,
+    EvalItem,
+    Passage,
+    append_item,
+    build_systems,
+    load_eval_set,
+    metrics,
+    read_sources,
+    run_eval,
+    write_outputs,
 )
-from evals import metrics
-from reportqa.eval_command import eval_command
 from evals.runner import RATE_METRICS
 from evals.systems import first_sentence
+from reportqa.eval_command import eval_command
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EVAL_SET = PROJECT_ROOT / "data" / "evals" / "qa.jsonl"

@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from core.errors import ReportQAError
-from records.feedback import COLUMNS, FeedbackRow, FeedbackStore
 from core.types import Turn
+from records.feedback import COLUMNS, FeedbackRow, FeedbackStore
 
 QUESTION = "全市建成了多少个便民服务站？"
 HISTORY = [{"question": "大连有几支市级应急救援队伍？", "answer": "全市组建市级专业应急救援队伍…[1]"}]

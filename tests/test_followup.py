@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.followup import is_follow_up, resolve_follow_up
 from core.types import Turn
+from retrieval.followup import is_follow_up, resolve_follow_up
 
 
 @pytest.mark.parametrize("question", ["那2024年呢？", "具体有哪些？", "这个平台叫什么？", "它们一年演练了多少次？", "那收回了多少？"])

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ReportFileError
 from ingest.build import build_index
 from ingest.chunker import chunk_document
 from ingest.formats import page_of
 from ingest.loader import find_reports, load_report, read_sidecar
-from core.errors import ReportFileError
 
 NUMERALS = "一二三四五六七八九"
 TITLE = "大连市2023年法治政府建设情况报告"
@@ -256,9 +256,9 @@ def test_bad_sidecar_is_reported_by_name(report_path, tmp_path, content):
 
 @pytest.mark.slow
 def test_build_indexes_every_format(report_text, report_path, tmp_path):
+    from core.embedding import make_embedder
     from index.parts import report_text as indexed_text
     from index.store import load_index
-    from core.embedding import make_embedder
 
     folder = tmp_path / "raw"
     folder.mkdir()
@@ -294,3 +294,22 @@ def test_html_without_content_markup_takes_the_block_with_most_text(report_text,
     doc = load_report(path)
     _assert_report_structure(doc, report_path)
     assert "频道导航" not in doc.text and "频道导航" not in report_text
+
+
+def test_tables_that_lay_out_text_stay_prose(report_text, report_path, tmp_path):
+    """A page or document that puts its whole text in a one-cell table is read as paragraphs, not one row."""
+    import docx
+
+    lines = _blocks(report_text)
+    cells = "".join(f"<p>{escape(line)}</p>" for line in lines)
+    (tmp_path / "layout.html").write_text(f"<html><body><table><tr><td>{cells}</td></tr></table></body></html>",
+                                          encoding="utf-8")
+    _assert_report_structure(load_report(tmp_path / "layout.html"), report_path)
+
+    document = docx.Document()
+    table = document.add_table(rows=1, cols=1)
+    table.cell(0, 0).text = lines[1]
+    document.add_paragraph(lines[0])
+    document.save(str(tmp_path / "layout.docx"))
+    doc = load_report(tmp_path / "layout.docx")
+    assert [p.text for p in doc.paragraphs][:1] == [lines[1]] and not doc.paragraphs[0].context

@@ -11,11 +11,16 @@ import logging  # noqa: E402
 
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
-from hypothesis import HealthCheck, example, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
 from conftest import free_port  # noqa: E402
 from gradio_events import call_api, call_event, config, new_session, sample_value  # noqa: E402
+from hypothesis import (  # noqa: E402
+    HealthCheck,
+    example,
+    given,
+    settings,
+    strategies as st,  # noqa: E402
+)
+
 from reportqa.cli import main  # noqa: E402
 from reportqa.server import launch  # noqa: E402
 

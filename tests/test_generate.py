@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import PROJECT_ROOT, REPORT
 
 from ingest.loader import load_report
-
-from conftest import PROJECT_ROOT, REPORT
 
 
 @pytest.fixture(scope="module")

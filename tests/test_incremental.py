@@ -10,19 +10,18 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPORT, SHENYANG_URL, write_variant
 
+from core.embedding import make_embedder
+from core.types import ReportInfo, Scope
 from index import store
 from ingest.build import build_index
 from ingest.chunker import chunk_document
 from ingest.loader import load_report
 from ingest.metadata import title_metadata
 from reportqa.config import Settings
-from core.embedding import make_embedder
 from reportqa.service import ReportQA
-from core.types import ReportInfo, Scope
 from ui.chat import parse_scope, scope_choices
-
-from conftest import REPORT, SHENYANG_URL, write_variant
 
 QUESTION = "全市建成了多少个便民服务站？"
 

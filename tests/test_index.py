@@ -6,16 +6,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import make_data_dir
 
 import index.store as store
+from core.embedding import make_embedder
+from core.errors import IndexMismatch, IndexMissing, ReportFileError
 from index.manifest import FORMAT_VERSION, differences
 from reportqa.config import Settings
-from core.errors import IndexMismatch, IndexMissing, ReportFileError
-from core.embedding import make_embedder
 from reportqa.service import ReportQA
 from retrieval.search import HybridRetriever
-
-from conftest import make_data_dir
 
 
 @pytest.fixture()
@@ -125,10 +124,11 @@ def test_crash_while_writing_leaves_the_previous_index_serving(settings, monkeyp
 
 def test_unreadable_reports_are_skipped_and_reported(settings):
     (settings.raw_path / "empty.txt").write_bytes(b"")
-    (settings.raw_path / "gbk.txt").write_bytes("大连市报告。全市建成便民服务站。".encode("gbk"))
+    # Latin-1 text is neither UTF-8 nor GB18030/GBK (a GBK report is read since the corpus work).
+    (settings.raw_path / "latin1.txt").write_bytes("Café au lait, Straße 5.".encode("latin-1"))
     result = ReportQA(settings).ingest()
-    assert sorted(s for s, _ in result.skipped) == ["empty.txt", "gbk.txt"]
-    assert "UTF-8" in dict(result.skipped)["gbk.txt"]
+    assert sorted(s for s, _ in result.skipped) == ["empty.txt", "latin1.txt"]
+    assert "neither UTF-8 nor GB18030/GBK" in dict(result.skipped)["latin1.txt"]
     qa = ReportQA(settings)
     assert qa.index_status().built  # skipped files are remembered, so no rebuild loop
     assert "1726" in qa.ask("全市建成了多少个便民服务站？").text

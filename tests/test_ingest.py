@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import ReportFileError
+from core.text import split_sentences
 from ingest.chunker import ChunkerSettings, chunk_document
 from ingest.loader import load_report
 from ingest.structure import parse_structure
-from core.text import split_sentences
-from core.errors import ReportFileError
 
 NUMERALS = "一二三四五六七八九"
 
@@ -83,7 +83,7 @@ def test_chunk_ids_are_stable_and_unique(report_path):
     [
         ("empty.txt", b"", "empty"),
         ("blank.md", b"  \n\n ", "empty"),
-        ("gbk.txt", "大连市报告。全市建成便民服务站。".encode("gbk"), "UTF-8"),
+        ("binary.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xd8", "neither UTF-8 nor GB18030/GBK"),
         ("report.rtf", b"{\\rtf1}", "unsupported"),
         ("report.pdf", b"%PDF-1.4", "not a readable PDF"),
     ],
@@ -96,3 +96,14 @@ def test_bad_report_files_give_clear_errors(tmp_path: Path, name, content, expec
     assert expected in err.value.message
     assert name in err.value.message
     assert err.value.message_zh and err.value.message_zh != err.value.message
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "gb18030"])
+def test_gbk_text_is_decoded(tmp_path: Path, report_text, encoding):
+    """A GBK/GB18030 .txt (as government sites still publish) reads like its UTF-8 copy."""
+    path = tmp_path / "report.txt"
+    path.write_bytes(report_text.encode(encoding))
+    doc = load_report(path)
+    assert doc.title == "大连市2023年法治政府建设情况报告"
+    assert doc.text == report_text
+    assert [p.text for p in doc.paragraphs] == [p.text for p in parse_structure(report_text)[2]]

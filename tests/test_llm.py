@@ -7,7 +7,9 @@ import socket
 import time
 
 import pytest
+from fake_openai import FakeOpenAI, Reply
 
+from core.types import REFUSAL_MESSAGE
 from reportqa.config import Settings
 from retrieval.llm import (
     QUESTION_END,
@@ -18,9 +20,6 @@ from retrieval.llm import (
     check_llm_answer,
     make_llm_answerer,
 )
-from core.types import REFUSAL_MESSAGE
-
-from fake_openai import FakeOpenAI, Reply
 
 QUESTION = "全市建成了多少个便民服务站？"
 OFF_TOPIC = "大连地铁几点停运？"

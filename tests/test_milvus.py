@@ -10,14 +10,13 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import PROJECT_ROOT
 
 import index.store as store
+from core.errors import IndexMissing, VectorStoreUnavailable
 from reportqa.cli import main
 from reportqa.config import Settings
-from core.errors import IndexMissing, VectorStoreUnavailable
 from reportqa.service import ReportQA
-
-from conftest import PROJECT_ROOT
 
 ITEMS = [json.loads(line) for line in (PROJECT_ROOT / "data/evals/qa.jsonl").read_text(encoding="utf-8").splitlines()
          if line.strip()]

@@ -11,14 +11,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
-from core.types import passage_text
-from core.errors import ModelUnavailable, ReportQAError
-from core.types import Hit
-from retrieval.rerank import CrossEncoderReranker, Reranker, make_reranker
-
 from tiny_cross_encoder import build_tiny_cross_encoder, swap_token_embeddings, tiny_pair_tokenizer
 from tiny_models import NetworkBlocked, offline_hub
+
+from core.errors import ModelUnavailable, ReportQAError
+from core.types import Hit, passage_text
+from retrieval.rerank import CrossEncoderReranker, Reranker, make_reranker
 
 QUESTION = "全市建成了多少个便民服务站？"
 ANSWER_NUMBER = "1726"  # 全市建成便民服务站1726个

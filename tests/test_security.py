@@ -20,12 +20,12 @@ from pathlib import Path  # noqa: E402
 
 import httpx  # noqa: E402
 import pytest  # noqa: E402
-
 from conftest import PROJECT_ROOT, REPORT, free_port, make_data_dir  # noqa: E402
 from gradio_events import call_event, config, new_session, sample_value  # noqa: E402
-from reportqa.config import Settings  # noqa: E402
+
 from core.errors import ReportFileError  # noqa: E402
 from records.feedback import FeedbackStore  # noqa: E402
+from reportqa.config import Settings  # noqa: E402
 from reportqa.server import launch  # noqa: E402
 from reportqa.service import ReportQA  # noqa: E402
 

@@ -12,16 +12,23 @@ import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-
 from conftest import free_port  # noqa: E402
 
-from evals import CitedPassage, EvalItem, ItemResult, LoadError, Passage, Response, load_eval_set  # noqa: E402
-from evals.report import failure_reasons  # noqa: E402
+from core import text  # noqa: E402
 from core.types import Turn  # noqa: E402
+from evals import (  # noqa: E402
+    CitedPassage,
+    EvalItem,
+    ItemResult,
+    LoadError,
+    Passage,
+    Response,
+    drafts,  # noqa: E402
+    load_eval_set,
+)
+from evals.report import failure_reasons  # noqa: E402
 from reportqa.config import Settings  # noqa: E402
 from reportqa.server import launch  # noqa: E402
-from core import text  # noqa: E402
-from evals import drafts  # noqa: E402
 from ui import auth, staff_add, staff_eval, staff_tables  # noqa: E402
 from ui.chat import make_chat  # noqa: E402
 

@@ -13,14 +13,19 @@ import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-
 from conftest import free_port  # noqa: E402
-from reportqa.config import Settings  # noqa: E402
-from reportqa.service import ReportQA  # noqa: E402
 
-from ui import api as ui_api, chat as ui_chat, examples as ui_examples, page as ui_page, render as ui_render  # noqa: E402
+from reportqa.config import Settings  # noqa: E402
 from reportqa.server import launch  # noqa: E402
-from ui import build_app  # noqa: E402
+from reportqa.service import ReportQA  # noqa: E402
+from ui import (  # noqa: E402
+    api as ui_api,
+    build_app,  # noqa: E402
+    chat as ui_chat,
+    examples as ui_examples,
+    page as ui_page,
+    render as ui_render,
+)
 
 RAW = Path(__file__).resolve().parent.parent / "data" / "raw"
 MALICIOUS = '<script>alert(1)</script> **bold** [x](javascript:alert(2)) <img src=x onerror=alert(3)> $$x$$'

@@ -8,15 +8,14 @@ from pathlib import Path
 import faiss
 import numpy as np
 import pytest
+from conftest import PROJECT_ROOT, REPORT
 
 import index.store as store
 from core.text import tokenize
+from core.types import Scope
 from reportqa.config import Settings
 from reportqa.service import ReportQA
-from core.types import Scope
 from retrieval.search import HybridRetriever, _best_positive
-
-from conftest import PROJECT_ROOT, REPORT
 
 COPY = "copy-2024.txt"
 COPY_ISSUER = "测试市人民政府"
