@@ -82,6 +82,7 @@ class DevResult:
     top5_recall: float | None = None  # share of evidence phrases in the top 5 retrieved passages
     chosen: bool | None = None  # the sentence the answerer judged best holds an evidence phrase
     signals: dict = field(default_factory=dict)  # what the reply policy saw (evals.crossval refits on these)
+    error: str = ""  # the exception asking raised (a bug: the citizen saw a generic error)
 
     def to_row(self) -> dict:
         return asdict(self)
@@ -99,7 +100,12 @@ def _holds(text: str, phrases: Sequence[str]) -> bool:
 def ask_item(qa, report: str, item: EvalItem) -> DevResult:
     """Ask one item of ``qa`` (a service over its report alone) and trace it through the stages."""
     started = time.perf_counter()
-    answer = qa.ask(item.question, history=_history(item))
+    try:
+        answer = qa.ask(item.question, history=_history(item))
+    except Exception as exc:  # noqa: BLE001 - a crash is a result to count and read, not the end of the run
+        failed = unreadable_item(report, item)
+        failed.error = f"{type(exc).__name__}: {exc}"
+        return failed
     latency = (time.perf_counter() - started) * 1000
     reply = getattr(answer, "reply", None) or ("refusal" if answer.refused else "answer")
     cited = [CitedPassage(Passage(c.chunk.text, c.chunk.source, c.chunk.start, c.chunk.end), c.quote)
@@ -193,6 +199,7 @@ def summarise(results: Sequence[DevResult]) -> dict:
         "direct_correct": _rate(r.direct_correct for r in answerable),
         "related": _rate(r.reply == "related" for r in results),
         "grounded": _rate(r.grounded for r in results),
+        "errors": sum(bool(r.error) for r in results),
         "latency_p95_ms": round(percentile([r.latency_ms for r in results], 95) or 0.0, 1),
     }
 

@@ -45,7 +45,9 @@ def merge_answers(question: str, parts: list[str], answers: list[Answer]) -> Ans
                 number_of[key] = len(citations) + 1
                 citations.append(Citation(number_of[key], c.chunk, c.quote, c.start, c.end))
             renumber[c.n] = number_of[key]
-        for line in CITATION_MARKER.sub(lambda m: f"[{renumber[int(m.group(1))]}]", answer.text).splitlines():
+        # Only the answer's own markers: a report's footnote mark ([2]) in a quote is text, not a citation.
+        renumbered = CITATION_MARKER.sub(lambda m: f"[{renumber.get(int(m.group(1)), m.group(1))}]", answer.text)
+        for line in renumbered.splitlines():
             if not (line.startswith("原文：") and line in lines):  # one quote of a shared sentence is enough
                 lines.append(line)
     return Answer(question=question, text="\n".join(lines), reply="answer", citations=citations)

@@ -41,3 +41,16 @@ def test_a_part_the_report_does_not_cover_is_named(qa):
 def test_no_part_covered_is_a_plain_refusal(qa):
     answer = qa.ask("大连地铁几点停运？今天天气怎么样？")
     assert answer.refused and answer.text == REFUSAL_MESSAGE and answer.citations == []
+
+
+def test_a_footnote_mark_in_a_quote_is_not_taken_for_a_citation(qa):
+    """A real bulletin writes 生产总值[2]1329.65亿元: merging two parts must leave that [2] as it is."""
+    from dataclasses import replace
+
+    from retrieval.compose import merge_answers
+
+    first = qa.ask("全市建成了多少个便民服务站？")
+    with_mark = replace(first, text=first.text.replace("1726个", "1726个[2]", 1))
+    merged = merge_answers("两问？", ["一问？", "二问？"], [with_mark, qa.ask("有多少人获得行政执法资格？")])
+    assert "1726个[2]" in merged.text and not merged.refused
+    assert [c.n for c in merged.citations] == list(range(1, len(merged.citations) + 1))
