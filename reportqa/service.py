@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -54,6 +55,19 @@ class IndexStatus:
     reasons: list[str]
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """Everything a loaded index answers with, replaced as one (``ReportQA.reload``): a question in
+    flight keeps the version it started with."""
+
+    index: StoredIndex
+    retriever: HybridRetriever
+    answerer: ExtractiveAnswerer
+    catalogue: ReportCatalogue  # the indexed reports, to read a scope off a question
+    reranker: object | None  # a cross-encoder when one is configured
+    llm: object | None  # an LLMAnswerer when an endpoint is configured; nothing is sent otherwise
+
+
 class ReportQA:
     """Loads the embedder and the index on first use; answers questions."""
 
@@ -61,12 +75,8 @@ class ReportQA:
         self.settings = settings or Settings()
         self.answer_settings = answer_settings
         self._embedder: Embedder | None = None
-        self._index: StoredIndex | None = None
-        self._retriever: HybridRetriever | None = None
-        self._answerer: ExtractiveAnswerer | None = None
-        self._llm = None  # an LLMAnswerer when an endpoint is configured; nothing is sent otherwise
-        self._reranker = None  # a cross-encoder when one is configured
-        self._catalogue = ReportCatalogue(())  # the indexed reports, to read a scope off a question
+        self._loaded: Loaded | None = None
+        self._load_lock = threading.Lock()
         self.stale_reasons: list[str] = []  # why the loaded index is not current, when it could not be rebuilt
 
     def with_retrieval_mode(self, mode: str) -> "ReportQA":
@@ -97,7 +107,8 @@ class ReportQA:
         return IndexStatus(not reasons, reasons)
 
     def ingest(self, paths=None, progress=lambda _: None, on_file=lambda done, total, name: None) -> BuildResult:
-        """Build a new index version from ``paths`` (default: the raw folder); it loads on next use.
+        """Build a new index version from ``paths`` (default: the raw folder); it is used from the next question
+        on (a service already loaded swaps it in: ``reload``).
 
         Only new or changed reports are parsed and embedded (ingest.build);
         ``on_file(done, total, name)`` is called as each file is done.
@@ -105,7 +116,8 @@ class ReportQA:
         s, raw = self.settings, self.settings.raw_path
         result = build_index(list(paths or [raw]), raw, s.index_path, self.embedder, s.chunker, progress,
                              vectors=s.vector_store, on_file=on_file, limits=s.parse_limits)
-        self._index = None
+        if self._loaded is not None:  # serving already: swap the new version in whole
+            self.reload()
         return result
 
     def ensure_index(self, progress=lambda _: None, on_file=lambda done, total, name: None) -> BuildResult | None:
@@ -149,8 +161,22 @@ class ReportQA:
         ``stale_ok``: load a version built from other report files (not from
         another embedder or chunker), when it cannot be rebuilt.
         """
-        if self._index is not None:
-            return
+        with self._load_lock:
+            if self._loaded is None:
+                self._loaded = self._load_state(stale_ok)
+
+    def reload(self) -> None:
+        """Load the index version on disk now and swap it in whole: questions in flight finish on the
+        version they started with, the next ones use the new one. Raises like ``load`` (the old one stays)."""
+        state = self._load_state(stale_ok=False)
+        with self._load_lock:
+            self._loaded = state
+
+    def _state(self) -> Loaded:
+        self.load()
+        return self._loaded
+
+    def _load_state(self, stale_ok: bool) -> Loaded:
         index = load_index(self.settings.index_path, self.settings.vector_store)
         embedder, chunker, sources = self._wanted(index.manifest)
         try:
@@ -161,18 +187,15 @@ class ReportQA:
         reranker = make_reranker(self.settings.reranker)
         if reranker is not None:
             reranker.load()  # a missing model is refused now, with the fix, not on a citizen's question
-        self._reranker = reranker
-        self._llm = make_llm_answerer(self.settings.llm_endpoint)
-        self._retriever = HybridRetriever(index, mode=self.settings.retrieval_mode)
-        self._catalogue = ReportCatalogue(tuple(index.manifest.indexed()))
-        self._answerer = ExtractiveAnswerer(index, self.answer_settings)
-        self._answerer.question_terms("预热")  # load jieba's dictionaries now, not on a citizen's first question
-        self._index = index  # last: a ReportQA is loaded only when every part is
+        answerer = ExtractiveAnswerer(index, self.answer_settings)
+        answerer.question_terms("预热")  # load jieba's dictionaries now, not on a citizen's first question
+        return Loaded(index, HybridRetriever(index, mode=self.settings.retrieval_mode), answerer,
+                      ReportCatalogue(tuple(index.manifest.indexed())), reranker,
+                      make_llm_answerer(self.settings.llm_endpoint))
 
     @property
     def index(self) -> StoredIndex:
-        self.load()
-        return self._index
+        return self._state().index
 
     def titles(self) -> list[str]:
         """Titles of the indexed reports, for the page header."""
@@ -192,8 +215,7 @@ class ReportQA:
 
     def check_scope(self, scope: Scope | None) -> None:
         """Raise UnknownScope naming each report, issuer or year of ``scope`` that no indexed report has."""
-        self.load()
-        problems = self._catalogue.unknown(scope) if scope else []
+        problems = self._state().catalogue.unknown(scope) if scope else []
         if problems:
             field, missing, known = problems[0]
             names = {"source": ("report", "报告"), "issuer": ("issuing body", "发布机关"), "year": ("year", "年份")}[field]
@@ -227,21 +249,22 @@ class ReportQA:
         are indexed (ReportCatalogue.infer_in_conversation).
         """
         query = resolve_follow_up(validate_question(question, self.settings.max_question_chars), history)
-        self.load()
-        return self._search(self.embedder.encode_queries([query])[0], query, top_k or self.settings.top_k,
-                            scope or self._named_scope(query, history))
+        state = self._state()
+        return self._search(state, self.embedder.encode_queries([query])[0], query, top_k or self.settings.top_k,
+                            scope or self._named_scope(state, query, history))
 
-    def _named_scope(self, query: str, history: Sequence[Turn | dict] | None) -> Scope | None:
+    @staticmethod
+    def _named_scope(state: Loaded, query: str, history: Sequence[Turn | dict] | None) -> Scope | None:
         """The reports the question, or the conversation before it, names by place and year."""
-        return self._catalogue.infer_in_conversation(query, [t.question for t in as_turns(history)])
+        return state.catalogue.infer_in_conversation(query, [t.question for t in as_turns(history)])
 
-    def _search(self, query_vector, query: str, top_k: int, scope: Scope | None = None) -> list[Hit]:
+    def _search(self, state: Loaded, query_vector, query: str, top_k: int, scope: Scope | None = None) -> list[Hit]:
         """Hybrid retrieval, then the reranker (when configured) over a deeper candidate list."""
-        if self._reranker is None:
-            return self._retriever.search(query_vector, query, top_k=top_k, scope=scope)
-        candidates = self._retriever.search(query_vector, query, top_k=max(self.settings.rerank_candidates, top_k),
+        if state.reranker is None:
+            return state.retriever.search(query_vector, query, top_k=top_k, scope=scope)
+        candidates = state.retriever.search(query_vector, query, top_k=max(self.settings.rerank_candidates, top_k),
                                             scope=scope)
-        return self._reranker.rerank(query, candidates, top_k)
+        return state.reranker.rerank(query, candidates, top_k)
 
     def ask(self, question: str, history: Sequence[Turn | dict] | None = None, scope: Scope | None = None) -> Answer:
         """Answer one question from the reports, or refuse plainly.
@@ -267,19 +290,19 @@ class ReportQA:
         checks, times out or errors.
         """
         question = validate_question(question, self.settings.max_question_chars)
-        self.load()
-        extractive, hits = self._extractive(question, history, scope)
-        if self._llm is None:
+        state = self._state()  # one version for the whole question, even if a new one is swapped in meanwhile
+        extractive, hits = self._extractive(state, question, history, scope)
+        if state.llm is None:
             yield LLMEvent(text=extractive.text, answer=extractive)
             return
         query = extractive.resolved_question or question
-        for event in self._llm.stream(query, hits, extractive):
+        for event in state.llm.stream(query, hits, extractive):
             if event.final:
                 timed = replace(event.answer, timings_ms={**extractive.timings_ms, **event.answer.timings_ms})
                 event = replace(event, answer=self._grounded(timed))
             yield event
 
-    def _extractive(self, question: str, history: Sequence[Turn | dict] | None,
+    def _extractive(self, state: Loaded, question: str, history: Sequence[Turn | dict] | None,
                     scope: Scope | None = None) -> tuple[Answer, list[Hit]]:
         """The extractive answer and the passages it was chosen from (every part's, best first)."""
         t0 = time.perf_counter()
@@ -287,7 +310,7 @@ class ReportQA:
         turns = list(history or [])
         answers, hits, retrieve_ms = [], {}, 0.0
         for part in parts:
-            answer, part_hits, part_ms = self._answer_one(part, turns, scope)
+            answer, part_hits, part_ms = self._answer_one(state, part, turns, scope)
             answers.append(answer)
             hits.update((h.chunk.chunk_id, h) for h in part_hits if h.chunk.chunk_id not in hits)
             retrieve_ms += part_ms
@@ -299,15 +322,16 @@ class ReportQA:
                          timings_ms={"retrieve": retrieve_ms, "answer": total_ms - retrieve_ms})
         return answer, list(hits.values())
 
-    def _answer_one(self, question: str, history: Sequence[Turn | dict],
+    def _answer_one(self, state: Loaded, question: str, history: Sequence[Turn | dict],
                     scope: Scope | None = None) -> tuple[Answer, list[Hit], float]:
         """Retrieve for one (resolved) question and answer it; returns the answer, its hits and retrieval ms."""
         t0 = time.perf_counter()
         query = resolve_follow_up(question, history)
         query_vector = self.embedder.encode_queries([query])[0]
-        hits = self._search(query_vector, query, self.settings.top_k, scope or self._named_scope(query, history))
+        hits = self._search(state, query_vector, query, self.settings.top_k,
+                            scope or self._named_scope(state, query, history))
         retrieve_ms = (time.perf_counter() - t0) * 1000
-        answer = self._answerer.answer(query, hits, query_vector, asked=question)
+        answer = state.answerer.answer(query, hits, query_vector, asked=question)
         return replace(answer, resolved_question=query if query != question else ""), hits, retrieve_ms
 
 

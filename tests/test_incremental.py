@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPORT, SHENYANG_URL, write_variant
+from conftest import REPORT, SHENYANG_URL, make_data_dir, write_variant
 
 from core.embedding import make_embedder
 from core.types import ReportInfo, Scope
@@ -238,3 +238,31 @@ def test_a_question_naming_a_city_or_year_is_searched_in_that_report(folder):
     # Named but not indexed (大连 2021), or naming nothing: no narrowing; the first is refused.
     assert qa.ask("大连2021年建成了多少个便民服务站？").refused
     assert len({h.chunk.source for h in qa.retrieve("全市建成了多少个便民服务站？", top_k=10)}) == 3
+
+
+def test_a_rebuild_is_swapped_in_whole_while_questions_keep_being_answered(tmp_path):
+    """Staff add a report to a running service: every question meanwhile is answered, then the new one is in."""
+    import threading
+
+    data = make_data_dir(tmp_path)
+    qa = ReportQA(Settings(data_dir=data))
+    qa.ensure_index()
+    answers, errors, stop = [], [], threading.Event()
+
+    def keep_asking():
+        while not stop.is_set():
+            try:
+                answers.append(qa.ask("全市建成了多少个便民服务站？").text)
+            except Exception as exc:  # noqa: BLE001 - any failure is what the test looks for
+                errors.append(exc)
+
+    asker = threading.Thread(target=keep_asking)
+    asker.start()
+    try:
+        write_variant(data / "raw", "沈阳", 2022)
+        qa.ingest()
+    finally:
+        stop.set()
+        asker.join(30)
+    assert not errors and len(answers) > 3 and all("1726" in a for a in answers)
+    assert {r.source for r in qa.reports()} == {REPORT.name, "沈阳-2022.txt"}
