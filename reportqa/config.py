@@ -18,6 +18,8 @@ from ingest.chunker import ChunkerSettings
 from ingest.formats import ParseLimits
 from retrieval.llm import LLMEndpoint
 
+SHIPPED_ANSWER_MODEL = Path(__file__).resolve().parent.parent / "data" / "models" / "answer-model.json"
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "REPORTQA_"
 
@@ -52,6 +54,7 @@ class Settings(BaseSettings):
     parse_memory_mb: int = Field(2048, gt=0)
 
     top_k: int = Field(5, gt=0, le=100)
+    answer_model: Path | None = None  # the fitted answer model; default DATA_DIR/models/answer-model.json
     retrieval_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     max_question_chars: int = Field(500, gt=0)
 
@@ -91,6 +94,18 @@ class Settings(BaseSettings):
     def eval_out_path(self) -> Path:
         """Where an evaluation run writes its results: inside the data folder, like everything it writes."""
         return self.data_dir / "eval"
+
+    @property
+    def trained_model_path(self) -> Path:
+        """Where ``reportqa train`` writes the model it fits, unless told elsewhere: inside the data folder."""
+        return self.answer_model or self.data_dir / "models" / "answer-model.json"
+
+    @property
+    def answer_model_path(self) -> Path:
+        """The fitted answer model the answerer uses: the one set, else the data folder's own (from
+        ``reportqa train``), else the one shipped with the code (fitted on the evaluation sets in git)."""
+        own = self.trained_model_path
+        return own if self.answer_model or own.is_file() or not SHIPPED_ANSWER_MODEL.is_file() else SHIPPED_ANSWER_MODEL
 
     @property
     def feedback_path(self) -> Path:

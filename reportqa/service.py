@@ -15,11 +15,12 @@ from index.manifest import differences, embedder_info
 from index.parts import report_text
 from index.store import StoredIndex, check_matches, load_index, read_manifest
 from ingest.build import BuildResult, build_index, source_hashes
-from retrieval.answer import AnswerSettings, ExtractiveAnswerer
+from retrieval.answer import AnswerSettings, ExtractiveAnswerer, Trace
 from retrieval.compose import merge_answers, split_parts
 from retrieval.followup import as_turns, resolve_follow_up
 from retrieval.grounding import ungrounded_claims
 from retrieval.llm import LLMEvent, make_llm_answerer
+from retrieval.model import HEURISTIC, AnswerModel
 from retrieval.rerank import make_reranker
 from retrieval.scope import ReportCatalogue
 from retrieval.search import HybridRetriever
@@ -71,9 +72,11 @@ class Loaded:
 class ReportQA:
     """Loads the embedder and the index on first use; answers questions."""
 
-    def __init__(self, settings: Settings | None = None, answer_settings: AnswerSettings = AnswerSettings()):
+    def __init__(self, settings: Settings | None = None, answer_settings: AnswerSettings = AnswerSettings(),
+                 model: AnswerModel | None = None):
         self.settings = settings or Settings()
         self.answer_settings = answer_settings
+        self._model = model  # the fitted answer model; None: the file settings name, else the heuristic
         self._embedder: Embedder | None = None
         self._loaded: Loaded | None = None
         self._load_lock = threading.Lock()
@@ -81,7 +84,27 @@ class ReportQA:
 
     def with_retrieval_mode(self, mode: str) -> "ReportQA":
         """The same service over the same index with one retrieval list only ("dense", "bm25"): a baseline."""
-        return ReportQA(self.settings.model_copy(update={"retrieval_mode": mode}), self.answer_settings)
+        return ReportQA(self.settings.model_copy(update={"retrieval_mode": mode}), self.answer_settings, self._model)
+
+    def using_model(self, model: AnswerModel) -> "ReportQA":
+        """The same service, index and embedder, deciding with ``model`` (cross-validation swaps fitted models)."""
+        other = ReportQA(self.settings, self.answer_settings, model)
+        other._embedder = self._embedder
+        state = self._state()
+        other._loaded = replace(state, answerer=ExtractiveAnswerer(state.index, self.answer_settings, model))
+        return other
+
+    @property
+    def model(self) -> AnswerModel:
+        """The answer model: given, else the file REPORTQA_ANSWER_MODEL names (a bad file is refused with the
+        fix), else the hand-set heuristic when no file was ever trained."""
+        if self._model is None:
+            path = self.settings.answer_model_path
+            try:
+                self._model = AnswerModel.load(path) if path.is_file() else HEURISTIC
+            except ValueError as exc:
+                raise ReportQAError(str(exc), "回答模型文件损坏，请联系管理员（reportqa train）。") from None
+        return self._model
 
     @property
     def embedder(self) -> Embedder:
@@ -187,8 +210,8 @@ class ReportQA:
         reranker = make_reranker(self.settings.reranker)
         if reranker is not None:
             reranker.load()  # a missing model is refused now, with the fix, not on a citizen's question
-        answerer = ExtractiveAnswerer(index, self.answer_settings)
-        answerer.question_terms("预热")  # load jieba's dictionaries now, not on a citizen's first question
+        answerer = ExtractiveAnswerer(index, self.answer_settings, self.model)
+        answerer.warm_up()
         return Loaded(index, HybridRetriever(index, mode=self.settings.retrieval_mode), answerer,
                       ReportCatalogue(tuple(index.manifest.indexed())), reranker,
                       make_llm_answerer(self.settings.llm_endpoint))
@@ -252,6 +275,16 @@ class ReportQA:
         state = self._state()
         return self._search(state, self.embedder.encode_queries([query])[0], query, top_k or self.settings.top_k,
                             scope or self._named_scope(state, query, history))
+
+    def trace(self, question: str, history: Sequence[Turn | dict] | None = None, scope: Scope | None = None) -> Trace:
+        """Every stage of answering a one-part question, for the evaluation and for ``reportqa train``."""
+        question = validate_question(question, self.settings.max_question_chars)
+        state = self._state()
+        query = resolve_follow_up(question, history)
+        query_vector = self.embedder.encode_queries([query])[0]
+        hits = self._search(state, query_vector, query, self.settings.top_k,
+                            scope or self._named_scope(state, query, history))
+        return state.answerer.trace(query, hits, query_vector, asked=question)
 
     @staticmethod
     def _named_scope(state: Loaded, query: str, history: Sequence[Turn | dict] | None) -> Scope | None:

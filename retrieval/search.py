@@ -1,13 +1,22 @@
-"""Hybrid retrieval: dense search (FAISS or Milvus) and jieba BM25, fused by reciprocal rank.
+"""Hybrid retrieval: three ranked lists fused by reciprocal rank.
 
-Why RRF: the two scores live on unrelated scales (e5 cosines bunch between
-0.8 and 0.95, BM25 is unbounded and grows with query length), so a weighted
-sum would need re-tuning per model and per corpus. RRF uses only ranks, needs
-one constant and is what Elasticsearch, Vespa and Milvus ship as their default
-hybrid fusion. k=10 rather than the usual 60: the dense list ranks every chunk
-of a small corpus, and with k=60 a chunk ranked 5th by both lists outscored one
-ranked 1st by BM25 and 15th by dense. On the evaluation set k=10 raised fact
-accuracy from 0.688 to 0.702 and refusal F1 from 0.552 to 0.566.
+1. dense: the passage vectors (FAISS or Milvus);
+2. BM25 over jieba tokens of the passage, its heading path and table header;
+3. sentences: the passages of the first two lists (up to 100) ranked again by their best sentence's
+   cosine to the question. A passage's own vector averages its two or three sentences; the one that
+   answers stands out only sentence by sentence. On the development set (682 answerable items over
+   14 real reports) this list alone finds the supporting sentence in the top 5 for 0.88 of the items,
+   dense passages 0.78, BM25 0.84; colloquial questions 0.83 against 0.68 and 0.43.
+
+Why RRF: the scores live on unrelated scales (e5 cosines bunch between 0.8 and
+0.95, BM25 is unbounded and grows with query length), so a weighted sum would
+need re-tuning per model and per corpus. RRF uses only ranks, needs one
+constant and is what Elasticsearch, Vespa and Milvus ship as their default
+hybrid fusion. k=5 rather than the usual 60: the lists are short and their
+first places matter; measured on the development set, top-5 recall is 0.870
+with dense + BM25 (k=10), 0.907 adding the sentence list (k=10), 0.918 with
+k=5, 0.891 with k=20. A fusion fitted on passage features, leave-one-report-
+out, reached 0.928: not enough better to carry a fitted model here.
 """
 from __future__ import annotations
 
@@ -19,7 +28,7 @@ from core.text import tokenize
 from core.types import Hit, Scope
 from index.store import StoredIndex
 
-RRF_K = 10
+RRF_K = 5
 
 
 RETRIEVAL_MODES = ("hybrid", "dense", "bm25")
@@ -36,6 +45,21 @@ class HybridRetriever:
     def __post_init__(self) -> None:
         if self.mode not in RETRIEVAL_MODES:
             raise ValueError(f"mode must be one of {RETRIEVAL_MODES}, got {self.mode!r}")
+        # Row of the first sentence vector of each chunk (and one past the last): chunk i's sentences
+        # are rows starts[i]:starts[i + 1] of the sentence vectors.
+        self._starts = np.concatenate([[0], np.cumsum([len(c.sentences) for c in self.index.chunks])]).astype(np.int64)
+
+    def _sentence_ranks(self, query_vector: np.ndarray, pool: set[int]) -> dict[int, int]:
+        """The chunks of ``pool`` ranked by their best sentence's cosine to the question (1-based)."""
+        rows = np.array(sorted(pool), dtype=np.int64)
+        rows = rows[self._starts[rows + 1] > self._starts[rows]]
+        if not len(rows):
+            return {}
+        lengths = self._starts[rows + 1] - self._starts[rows]
+        sentence_rows = np.concatenate([np.arange(a, b) for a, b in zip(self._starts[rows], self._starts[rows + 1])])
+        sims = np.asarray(self.index.sentence_vectors[sentence_rows], dtype=np.float32) @ query_vector
+        best = np.maximum.reduceat(sims, np.concatenate([[0], np.cumsum(lengths)[:-1]]))
+        return {int(rows[j]): r + 1 for r, j in enumerate(np.argsort(-best, kind="stable"))}
 
     def search(self, query_vector: np.ndarray, question: str, top_k: int = 5, scope: Scope | None = None) -> list[Hit]:
         """Top ``top_k`` chunks for a question, given its (normalised) query vector.
@@ -60,8 +84,11 @@ class HybridRetriever:
             bm25_all = in_scope
         bm25_rank = {i: r + 1 for r, i in enumerate(_best_positive(bm25_all, depth))}
 
+        if self.mode == "hybrid":
+            lists = (dense_rank, bm25_rank, self._sentence_ranks(query_vector, set(dense_rank) | set(bm25_rank)))
+        else:
+            lists = {"dense": (dense_rank,), "bm25": (bm25_rank,)}[self.mode]
         fused: dict[int, float] = {}
-        lists = {"hybrid": (dense_rank, bm25_rank), "dense": (dense_rank,), "bm25": (bm25_rank,)}[self.mode]
         for ranks in lists:
             for i, rank in ranks.items():
                 fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank)
