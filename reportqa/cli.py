@@ -255,9 +255,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
 
 def _register_eval() -> None:
-    from .eval_command import eval_command
+    from .eval_command import eval_command, train_command
 
     main.add_command(eval_command)
+    main.add_command(train_command)
 
 
 _register_eval()

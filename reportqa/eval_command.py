@@ -113,9 +113,8 @@ def eval_command(ctx: click.Context, set_path: Path | None, out_dir: Path | None
 
 
 
-def _cross_validate(settings: Settings, out_dir: Path, corpus_dir: Path, only: list[str]) -> None:
-    """`reportqa eval --cross-validate`: the development set, each report alone (evals.dev)."""
-    from evals.dev import evaluate_reports, load_dev_reports, markdown, missed_targets, write_run
+def _dev_reports(settings: Settings, corpus_dir: Path, only: list[str]):
+    from evals.dev import load_dev_reports
 
     sets = [settings.eval_set_path, *sorted((settings.eval_set_path.parent / "corpus").glob("*.jsonl"))]
     shipped = sorted(p.name for p in settings.raw_path.iterdir() if p.is_file())[:1]
@@ -123,22 +122,69 @@ def _cross_validate(settings: Settings, out_dir: Path, corpus_dir: Path, only: l
         reports = load_dev_reports(sets, [corpus_dir, settings.raw_path], shipped[0] if shipped else "")
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    if only:
-        reports = [r for r in reports if r.name in only]
+    unknown = sorted(set(only) - {r.name for r in reports})
+    if unknown:
+        raise click.ClickException(f"no evaluation set names {', '.join(unknown)}; reports with one: "
+                                   + ", ".join(r.name for r in reports))
+    return [r for r in reports if not only or r.name in only]
+
+
+def _cross_validate(settings: Settings, out_dir: Path, corpus_dir: Path, only: list[str]) -> None:
+    """`reportqa eval --cross-validate`: the development set, each report alone, its model fitted on the others."""
+    import json
+
+    from evals.crossval import calibration, cross_validate
+    from evals.dev import markdown, missed_targets, write_run
+
+    reports = _dev_reports(settings, corpus_dir, only)
     total = sum(len(r.items) for r in reports)
-    with click.progressbar(length=total, label="Evaluating the development set", file=sys.stderr) as bar:
+    with click.progressbar(length=total, label="Cross-validating", file=sys.stderr) as bar:
         try:
-            results = evaluate_reports(
-                reports, lambda report: report_service(settings, report.path), progress=lambda _: bar.update(1),
-                skipped=lambda report, exc: click.secho(f"\nwarning: {report.name} could not be indexed, its items "
-                                                       f"count as refused: {exc.message}", fg="yellow", err=True))
+            results = cross_validate(reports, lambda report: report_service(settings, report.path),
+                                     progress=lambda msg: click.echo(f"\n{msg}", err=True),
+                                     on_result=lambda _: bar.update(1))
         except ReportQAError as exc:
             raise click.ClickException(exc.message) from None
     run = write_run(results, out_dir)
+    reliability = calibration(results)
+    (out_dir / "calibration.json").write_text(json.dumps(reliability, ensure_ascii=False, indent=1), encoding="utf-8")
     click.echo(markdown(run))
+    click.echo("confidence of direct answers (leave-one-report-out): "
+               + "; ".join(f"{b['bin']}: {b['n']} answers, {b['right']:.0%} right" for b in reliability))
     click.echo(f"{total} items of {len(reports)} reports; report: {out_dir / 'report.md'}")
     for miss in missed_targets(run["overall"]):
         click.echo(f"target missed: {miss}", err=True)
+
+
+@click.command("train")
+@click.option("--corpus", "corpus_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The folder of the corpus reports (default ../shared/corpus).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the model (default DATA_DIR/models/answer-model.json).")
+@click.option("--reports", "only", default="", help="A comma-separated subset of report file names (default: all).")
+@click.pass_context
+def train_command(ctx: click.Context, corpus_dir: Path | None, out_path: Path | None, only: str) -> None:
+    """Refit the answer model (sentence choice, confidence, reply kind) on every evaluation set."""
+    from core.files import replace_atomically
+    from evals.crossval import fit_model, trace_items
+
+    settings = (ctx.obj or {}).get("settings") or Settings()
+    reports = _dev_reports(settings, corpus_dir or DEFAULT_CORPUS, [name for name in only.split(",") if name])
+    traced = []
+    with click.progressbar(reports, label="Tracing the evaluation items", file=sys.stderr) as bar:
+        for report in bar:
+            try:
+                traced += trace_items(report_service(settings, report.path), report.name, report.items)
+            except ReportQAError as exc:
+                click.secho(f"\nwarning: {report.name} skipped: {exc.message}", fg="yellow", err=True)
+    if not traced:
+        raise click.ClickException("no evaluation item could be traced: nothing to fit the model on")
+    model = fit_model(traced)
+    out_path = out_path or settings.trained_model_path
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    replace_atomically(out_path, model.to_json() + "\n")
+    click.echo(f"Fitted on {len(traced)} items of {len(model.trained_on)} reports -> {out_path} "
+               f"(direct threshold {model.direct_threshold}, covered threshold {model.covered_threshold})")
 
 
 def report_service(settings: Settings, report: Path) -> ReportQA:
@@ -152,6 +198,7 @@ def report_service(settings: Settings, report: Path) -> ReportQA:
     copy = raw / report.name
     if not copy.is_file() or copy.read_bytes() != report.read_bytes():
         shutil.copyfile(report, copy)
-    qa = ReportQA(settings.model_copy(update={"data_dir": folder, "raw_dir": None, "index_dir": None}))
+    qa = ReportQA(settings.model_copy(update={"data_dir": folder, "raw_dir": None, "index_dir": None,
+                                              "answer_model": settings.answer_model_path}))
     qa.ensure_index()
     return qa
