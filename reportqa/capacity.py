@@ -85,8 +85,8 @@ class AnswerPool:
     """REST questions: ``workers`` threads computing, at most ``queue`` more waiting, the rest turned away.
 
     ``run`` is called from the event loop; admission is counted there, so the
-    count needs no lock. A question that waited longer than ``queue_timeout_s``
-    for a thread is turned away too (``Busy``) rather than answered late.
+    count needs no lock. A question still waiting for a thread when
+    ``queue_timeout_s`` is up is turned away then (``Busy``), and never computed.
     """
 
     def __init__(self, workers: int, queue: int, queue_timeout_s: float, clock: Callable[[], float] = time.monotonic):
@@ -126,11 +126,16 @@ class AnswerPool:
             self.admit()
         queued_at = self._clock()
         loop = asyncio.get_running_loop()
+        state = {"started": False, "expired": False}
+        claim = threading.Lock()  # the worker starting it and the timer giving up on it: exactly one wins
 
         def job() -> T:
             started = self._clock()
-            if started - queued_at > self.queue_timeout_s:
-                raise Busy(self.retry_after_s())
+            with claim:
+                if state["expired"] or started - queued_at > self.queue_timeout_s:
+                    state["expired"] = True
+                    raise Busy(self.retry_after_s())
+                state["started"] = True
             loop.call_soon_threadsafe(self._started)
             try:
                 return work()
@@ -138,7 +143,16 @@ class AnswerPool:
                 loop.call_soon_threadsafe(self._finished, self._clock() - started)
 
         try:
-            return await loop.run_in_executor(self._executor, job)
+            future = loop.run_in_executor(self._executor, job)
+            try:  # turned away when its wait reaches the timeout, not later when a worker gets to it
+                return await asyncio.wait_for(asyncio.shield(future), self.queue_timeout_s)
+            except asyncio.TimeoutError:
+                with claim:
+                    state["expired"] = not state["started"]
+                if state["expired"]:
+                    future.cancel()
+                    raise Busy(self.retry_after_s()) from None
+                return await future  # it started in time: its answer is on the way
         finally:
             if not admitted:
                 self.release()

@@ -381,14 +381,20 @@ def test_a_full_queue_answers_503_with_retry_after_at_once(qa, tmp_path):
 
 
 def test_a_question_that_waited_too_long_is_turned_away():
+    """Turned away when its wait reaches the timeout, not later when a worker is free; never computed."""
     async def scenario():
         pool = AnswerPool(workers=1, queue=5, queue_timeout_s=0.2)
-        slow = asyncio.ensure_future(pool.run(lambda: time.sleep(0.5) or "first"))
+        slow = asyncio.ensure_future(pool.run(lambda: time.sleep(2.0) or "first"))
         await asyncio.sleep(0.05)
+        computed = []
+        started = time.perf_counter()
         with pytest.raises(Busy) as late:
-            await pool.run(lambda: "second")
+            await pool.run(lambda: computed.append("second") or "second")
+        waited = time.perf_counter() - started
+        assert waited < 1.5, waited  # at the 0.2 s timeout (slack for a loaded machine), not after the 2 s answer
         assert await slow == "first" and late.value.retry_after_s >= 1
         assert pool.admitted == 0 and await pool.run(lambda: "third") == "third"
+        assert computed == []  # the question given up on is not answered behind the client's back
         pool.close()
 
     with ThreadPoolExecutor(1) as thread:  # a loop of its own: the browser tests' Playwright holds this thread's
