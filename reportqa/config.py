@@ -7,11 +7,13 @@ and small config objects the lower layers take (``chunker``, ``parse_limits``,
 """
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from index.vectors import VectorStoreConfig
 from ingest.chunker import ChunkerSettings
@@ -22,6 +24,17 @@ SHIPPED_ANSWER_MODEL = Path(__file__).resolve().parent.parent / "data" / "models
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENV_PREFIX = "REPORTQA_"
+# An origin a portal is served from: scheme, host (a leading "*." for its subdomains), optional port; nothing
+# else, so no value can smuggle another directive into the Content-Security-Policy header.
+ORIGIN = re.compile(r"https?://(\*\.)?([A-Za-z0-9-]+\.)*[A-Za-z0-9-]+(:[0-9]{1,5})?|https?://\[[0-9A-Fa-f:]+\](:[0-9]{1,5})?")
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a container may narrow)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -74,6 +87,34 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
+
+    # The server (reportqa.rest): answers computed at once, whichever door they come through (REST, the page);
+    # unset: one per core, four per core with an LLM (whose answers mostly wait on the network).
+    answer_workers: int | None = Field(None, gt=0)
+    answer_queue: int = Field(64, ge=0)  # REST questions waiting beyond those; one more is answered 503 at once
+    answer_queue_timeout_s: float = Field(5.0, gt=0)  # a REST question waiting longer is answered 503
+    rate_limit_per_minute: int = Field(120, ge=0)  # REST questions per client address; 0 = no limit
+    rate_limit_burst: int = Field(30, gt=0)  # asked at once before the per-minute pace applies
+    # Addresses whose X-Forwarded-For names the client (a reverse proxy on this machine); "*" trusts any.
+    forwarded_allow_ips: str = "127.0.0.1"
+    # Portals allowed to frame the embeddable chat (/embed/), e.g. https://www.example.gov.cn; comma-separated.
+    embed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("embed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value):
+        """A comma- or space-separated list (the environment's form), or a list; each must be a bare origin."""
+        origins = value.replace(",", " ").split() if isinstance(value, str) else list(value or [])
+        for origin in origins:
+            if not isinstance(origin, str) or not ORIGIN.fullmatch(origin):
+                raise ValueError(f"{str(origin)[:80]!r} is not an origin like https://www.example.gov.cn (scheme, "
+                                 "host, optional port; no path)")
+        return origins
+
+    @property
+    def workers(self) -> int:
+        """How many answers are computed at once (REPORTQA_ANSWER_WORKERS, else per core)."""
+        return self.answer_workers or cpu_cores() * (4 if self.llm_enabled else 1)
 
     # ---------------------------------------------------------------- derived paths
 

@@ -220,6 +220,12 @@ class ReportQA:
     def index(self) -> StoredIndex:
         return self._state().index
 
+    @property
+    def loaded_index(self) -> StoredIndex | None:
+        """The index answering now, or None before the first load (a health check must not start one)."""
+        state = self._loaded
+        return state.index if state else None
+
     def titles(self) -> list[str]:
         """Titles of the indexed reports, for the page header."""
         return [r.display_title for r in self.reports()]

@@ -100,20 +100,22 @@ def test_no_event_reads_or_writes_staff_data_without_logging_in(site):
     server, data, _ = site
     eval_set = data / "evals" / "qa.jsonl"
     before, rows_before = _sha(eval_set), _feedback_rows(data)
-    cfg = config(server.local_url)
-    walked = 0
-    for dep in cfg["dependencies"]:
-        if not dep["backend_fn"]:
-            continue
-        trigger = dep["targets"][0][0] if dep["targets"] else None
-        for text in ("any-id", "任意问题"):
-            reply = call_event(server.local_url, dep["id"], _event_inputs(cfg, dep, text), new_session(), trigger)
-            seen = json.dumps(reply, ensure_ascii=False)
-            assert CANARY_EVAL not in seen and CANARY_FEEDBACK not in seen, (dep["id"], seen[:300])
-            assert str(data) not in seen, (dep["id"], "a server path was sent")
-            assert "已加入" not in seen
-            walked += 1
-    assert walked > 40  # every event of the page, twice
+    walked = {}
+    for base in (server.local_url, server.local_url + "embed/"):  # the page, and the embeddable chat
+        cfg = config(base)
+        walked[base] = 0
+        for dep in cfg["dependencies"]:
+            if not dep["backend_fn"]:
+                continue
+            trigger = dep["targets"][0][0] if dep["targets"] else None
+            for text in ("any-id", "任意问题"):
+                reply = call_event(base, dep["id"], _event_inputs(cfg, dep, text), new_session(), trigger)
+                seen = json.dumps(reply, ensure_ascii=False)
+                assert CANARY_EVAL not in seen and CANARY_FEEDBACK not in seen, (base, dep["id"], seen[:300])
+                assert str(data) not in seen, (base, dep["id"], "a server path was sent")
+                assert "已加入" not in seen
+                walked[base] += 1
+    assert walked[server.local_url] > 40 and walked[server.local_url + "embed/"] > 10  # every event, twice
     assert _sha(eval_set) == before and not (data / "eval").exists()
     assert _feedback_rows(data) == rows_before
 
@@ -139,7 +141,27 @@ def test_the_add_form_payload_of_the_report_writes_nothing(site):
 @pytest.mark.slow
 def test_config_shows_no_server_paths(site):
     server, data, _ = site
-    text = httpx.get(server.local_url + "config", timeout=30).text
+    for path in ("config", "embed/config"):
+        text = httpx.get(server.local_url + path, timeout=30).text
+        assert str(data) not in text and "feedback.db" not in text and "qa.jsonl" not in text
+
+
+@pytest.mark.slow
+def test_the_rest_api_shows_no_staff_data_or_server_paths(site):
+    """The REST routes are public: asking about the canaries, the health check and the docs show none of them."""
+    server, data, _ = site
+    seen = []
+    for question in (f"{CANARY_EVAL}是什么？", f"{CANARY_FEEDBACK} 问题", "评测集里有什么？", STATIONS):
+        for route in ("ask", "ask/stream"):
+            reply = httpx.post(server.local_url + f"api/v1/{route}", json={"question": question}, timeout=60)
+            assert reply.status_code == 200
+            body = json.loads(reply.text.split("data: ")[-1]) if route == "ask/stream" else reply.json()
+            assert body.pop("question") == question  # the question itself comes back; nothing else may hold them
+            seen.append(json.dumps(body, ensure_ascii=False))
+    for path in ("api/v1/health", "api/v1/openapi.json", "api/v1/docs", "api/v1/evals", "api/v1/../config"):
+        seen.append(httpx.get(server.local_url + path, timeout=30).text)
+    text = "\n".join(seen)
+    assert CANARY_EVAL not in text and CANARY_FEEDBACK not in text
     assert str(data) not in text and "feedback.db" not in text and "qa.jsonl" not in text
 
 
@@ -349,7 +371,7 @@ def test_uploads_are_refused_and_gradios_cache_is_cleaned(site):
 @pytest.mark.slow
 def test_every_response_says_it_may_not_be_framed_elsewhere_and_loads_only_from_here(site):
     server, _, _ = site
-    for path in ("", "config", "gradio_api/info"):
+    for path in ("", "config", "gradio_api/info", "api/v1/health", "api/v1/docs", "api/v1/nowhere", "embed/"):
         headers = httpx.get(server.local_url + path, timeout=30).headers
         assert headers["x-frame-options"] == "SAMEORIGIN" and headers["x-content-type-options"] == "nosniff"
         policy = headers["content-security-policy"]
