@@ -116,3 +116,28 @@ def page(browser):
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server of the tests' own on a free loopback port (skipped, with the reason, only where it
+    cannot run; CI installs it)."""
+    from pg_server import PostgresServer
+
+    server = PostgresServer(free_port())
+    reason = server.why_not()
+    if reason:
+        pytest.skip(reason)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_target(request, tmp_path):
+    """Where the records go: a SQLite file not yet created, or a fresh database on the tests' PostgreSQL."""
+    if request.param == "sqlite":
+        return tmp_path / "data" / "feedback.db"
+    return request.getfixturevalue("postgres").new_database()
