@@ -86,7 +86,7 @@ def create_app(qa, eval_set_path: Path | None = None, eval_out_dir: Path | None 
     """The FastAPI app serving the chat for ``qa`` (a ReportQA) at "/".
 
     Paths and the staff login default to ``qa.settings``'s (the data folder's evaluation set,
-    evaluation output and feedback database; REPORTQA_STAFF_USER/PASSWORD).
+    evaluation output and feedback database or REPORTQA_DATABASE_URL; REPORTQA_STAFF_USER/PASSWORD).
     """
     prepare_process()
     import gradio as gr
@@ -98,8 +98,9 @@ def create_app(qa, eval_set_path: Path | None = None, eval_out_dir: Path | None 
     settings = qa.settings
     demo = build_app(qa, eval_set_path=eval_set_path or settings.eval_set_path,
                      eval_out_dir=eval_out_dir or settings.eval_out_path,
-                     feedback_path=feedback_path or settings.feedback_path,
-                     staff_credentials=staff_credentials or settings.staff_credentials)
+                     feedback_path=feedback_path or settings.records_database,
+                     staff_credentials=staff_credentials or settings.staff_credentials,
+                     question_retention_days=settings.question_retention_days)
     demo.queue(default_concurrency_limit=concurrency_limit or CONCURRENCY_LIMIT, max_size=max_size or QUEUE_MAX_SIZE)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(SecurityMiddleware)
