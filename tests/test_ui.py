@@ -282,7 +282,7 @@ def test_a_refusal_suggests_related_example_questions(refused):
     out = ui_render.render_answer_html(refused)
     related = ui_render.related_examples(refused.question)
     assert len(related) == 3 and "大连地铁几点停运？" not in related
-    assert all(f"<li>{html.escape(q)}</li>" in out for q in related)
+    assert all(f'<a class="rqa-ask" href="{ui_render.ask_anchor(q)}">{html.escape(q)}</a>' in out for q in related)
     assert ui_render.related_examples("行政执法资格")[0] == "有多少人获得行政执法资格？"
 
 
@@ -290,7 +290,8 @@ def test_plain_text_to_copy_has_the_answer_and_its_sources(stations, refused):
     text = ui_render.render_answer_plain(stations)
     c = stations.citations[0]
     assert text.startswith(stations.text.splitlines()[0]) and "\n来源：\n" in text
-    assert f"[1] 《{c.chunk.doc_title}》 · 大连市 · 2023年 › {c.chunk.section}（第{c.chunk.paragraph}段）：“{c.quote}”" in text
+    assert f"[1] 《{c.chunk.doc_title}》 · 大连市 · 2023年 › {c.chunk.section}（第{c.chunk.paragraph}段）：「{c.quote}」" in text
+    assert "“全市通办”" in c.quote  # a quote holding “” gets 「」 around it, not a second pair of “”
     assert ui_render.render_answer_plain(refused).startswith(refused.text)
 
 
