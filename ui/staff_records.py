@@ -16,7 +16,7 @@ from core.errors import ReportQAError
 from core.fonts import chinese_charts
 from records import DayStats, QuestionLog, QuestionRow
 
-from .page import esc as _esc, skip as _skip, warn as _warn
+from .page import skip as _skip, warn as _warn
 from .staff_eval import StaffEval
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ def refusal_rate_chart(days: list[DayStats]):
         bars.bar(labels, [d.questions for d in days], color="#c7d2fe", label="提问数")
         bars.bar(labels, [d.refusals for d in days], color="#f87171", label="拒答数")
         bars.set_ylabel("问题数")
+        bars.yaxis.get_major_locator().set_params(integer=True)
         rate = bars.twinx()
         rate.plot(labels, [d.refusal_rate * 100 for d in days], color="#b91c1c", marker="o", label="拒答率")
         rate.set_ylim(0, 105)
@@ -91,6 +92,7 @@ def refused_topics_chart(topics: list[tuple[str, int]]):
         drawn = axes.barh(words, counts, color="#f87171")
         axes.bar_label(drawn, padding=2, fontsize=8)
         axes.set_xlabel("含该词的拒答问题数")
+        axes.xaxis.get_major_locator().set_params(integer=True)
         axes.set_title("拒答最多的话题（问题中的关键词）")
         return _image(figure)
 
@@ -183,7 +185,3 @@ def build_records_view(staff: StaffEval, log: QuestionLog, session: gr.State) ->
     report.input(**refresh_io)
     cleared = [(summary, ""), (table, records_table([])), (csv_file, None), (rate_chart, None), (topics_chart, None)]
     return refresh_io, cleared
-
-
-def records_where_html(log: QuestionLog) -> str:
-    return f'<p class="rqa-meta">数据库：{_esc(log.database.where)}</p>'

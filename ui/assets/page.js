@@ -24,8 +24,10 @@
 
   // A chat message is announced by its text in Chinese (Gradio's label is "bot's message: " + the raw HTML).
   const labelMessages = () => {
-    document.querySelectorAll('#rqa-chat .message-row .message[aria-label]').forEach((m) => {
-      const who = m.closest('.bot-row') ? '回答' : '您的问题';
+    const log = document.querySelector('#rqa-chat [role=log][aria-label]');
+    if (log && log.getAttribute('aria-label') !== '对话') log.setAttribute('aria-label', '对话');
+    document.querySelectorAll('#rqa-chat .message-row [aria-label]:not(button)').forEach((m) => {
+      const who = m.closest('.bot-row') ? '回答' : '提问';
       const text = who + '：' + (m.innerText || '').replace(/\s+/g, ' ').trim().slice(0, 300);
       if (m.getAttribute('aria-label') !== text) m.setAttribute('aria-label', text);
     });
