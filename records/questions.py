@@ -44,6 +44,9 @@ PURGE_EVERY_S = 3600.0
 CHANNELS = ("page", "api", "rest")
 MAX_QUESTION_CHARS = 2000  # the service refuses longer questions; a stray caller's are clipped
 TOPIC_SAMPLE = 20_000  # refusals read to count topic words (the newest)
+# Words of how a question is asked, not of what it is about.
+QUESTION_WORDS = frozenset({"几点", "多少", "什么", "怎么", "怎样", "哪些", "哪个", "哪里", "如何", "是否", "为什么",
+                            "有没有", "能否", "可以", "请问", "一下"})
 
 
 @dataclass(frozen=True)
@@ -199,8 +202,10 @@ class QuestionLog:
             return [DayStats(d, int(n), int(r or 0)) for d, n, r in conn.execute(query).all()]
 
     def refused_topics(self, since: str | date | None = None, until: str | date | None = None,
-                       report: str | None = None, k: int = 10) -> list[tuple[str, int]]:
-        """The words refused questions share most (jieba topic words), with how many refused questions hold each."""
+                       report: str | None = None, k: int = 10, ignore: frozenset[str] | set[str] = frozenset()
+                       ) -> list[tuple[str, int]]:
+        """The words refused questions share most (jieba topic words), with how many refused questions hold each;
+        question words (多少, 几点…) and ``ignore`` (e.g. the words of the reports' titles: 大连) are left out."""
         from core.text import content_terms
 
         query = (select(questions.c.resolved_question, questions.c.question)
@@ -208,7 +213,8 @@ class QuestionLog:
                  .order_by(questions.c.created_at.desc()).limit(TOPIC_SAMPLE))
         with self.database.read() as conn:
             asked = [resolved or question for resolved, question in conn.execute(query).all()]
-        counts = Counter(word for text in asked for word in set(content_terms(text)) if len(word) > 1)
+        skip = QUESTION_WORDS | set(ignore)
+        counts = Counter(word for text in asked for word in set(content_terms(text)) if len(word) > 1 and word not in skip)
         return counts.most_common(k)
 
     @staticmethod

@@ -96,6 +96,9 @@ def test_refused_topics_count_the_words_refused_questions_share(log, qa):
     topics = dict(log.refused_topics())
     assert topics["地铁"] == 3
     assert "便民服务站" not in topics and all(len(word) > 1 for word in topics)
+    assert "几点" not in topics  # how a question is asked is no topic
+    assert topics["大连"] == 3 and "大连" not in dict(
+        log.refused_topics(ignore=staff_records.place_words(["大连市2023年法治政府建设情况报告"])))
 
 
 def test_questions_older_than_the_retention_are_deleted(database_target, stations):

@@ -14,6 +14,7 @@ import pandas as pd
 
 from core.errors import ReportQAError
 from core.fonts import chinese_charts
+from core.text import content_terms
 from records import DayStats, QuestionLog, QuestionRow
 
 from .page import skip as _skip, warn as _warn
@@ -113,6 +114,13 @@ def export_csv(log: QuestionLog, rows: list[QuestionRow], folder: Path) -> Path:
     return path
 
 
+def place_words(titles) -> set[str]:
+    """The places and years of the reports' titles (大连市, 大连, 2023): every question names them, so as
+    refused topics they say nothing."""
+    words = {w for title in titles for w in content_terms(title) if w.isdigit() or w[-1:] in "省市区县州"}
+    return words | {w[:-1] for w in words if len(w) > 2 and not w.isdigit()}
+
+
 def _titles(staff: StaffEval) -> dict[str, str]:
     try:
         return {r.source: r.display_title for r in staff.qa.reports()}
@@ -133,7 +141,8 @@ def make_records_refresh(log: QuestionLog, titles=dict, export_dir: Path | None 
         try:
             everything = log.rows(since=since, until=until, reply=kind, report=report, limit=None)
             days = log.by_day(since=since, until=until, report=report)
-            topics = log.refused_topics(since=since, until=until, report=report)
+            names = titles()
+            topics = log.refused_topics(since=since, until=until, report=report, ignore=place_words(names.values()))
             known = log.reports()
             folder = Path(tempfile.mkdtemp(prefix="reportqa-questions-", dir=export_dir))
             csv_path = export_csv(log, everything, folder)
@@ -146,7 +155,6 @@ def make_records_refresh(log: QuestionLog, titles=dict, export_dir: Path | None 
         except OSError as exc:
             _warn(f"无法导出问答记录：{exc.strerror or exc}")
             return _skip(6)
-        names = titles()
         shown = everything[:TABLE_ROWS]
         choices = [(ALL, ALL)] + [(f"《{names[s]}》" if s in names else s, s) for s in known]
         return (summary_html(len(shown), days, log.retention_days), records_table(shown, names), str(csv_path),
@@ -171,9 +179,10 @@ def build_records_view(staff: StaffEval, log: QuestionLog, session: gr.State) ->
                          column_widths=["6%", "13%", "27%", "8%", "22%", "12%", "5%", "7%"])
     csv_file = gr.DownloadButton("导出 CSV", value=None, size="sm", elem_id="rqa-qlog-csv")
     with gr.Row():
-        rate_chart = gr.Image(label="每日拒答率", format="png", type="pil", interactive=False,
+        # The charts carry their own titles: a floating label would cover them.
+        rate_chart = gr.Image(label="每日拒答率", show_label=False, format="png", type="pil", interactive=False,
                               buttons=["download", "fullscreen"], elem_id="rqa-qlog-rate")
-        topics_chart = gr.Image(label="拒答最多的话题", format="png", type="pil", interactive=False,
+        topics_chart = gr.Image(label="拒答最多的话题", show_label=False, format="png", type="pil", interactive=False,
                                 buttons=["download", "fullscreen"], elem_id="rqa-qlog-topics")
 
     refresh = make_records_refresh(log, lambda: _titles(staff), os.environ.get("GRADIO_TEMP_DIR") or None,
