@@ -302,3 +302,35 @@ def test_report_view_keeps_paragraphs_escaped_with_offsets_the_cards_link_to(sta
     assert 'data-start="0"' in out and f'data-start="{text.index("第二段")}"' in out
     c = stations.citations[0]
     assert f'href="#rqa-src-{c.start}-{c.end}-{c.chunk.source}"' in ui_render.render_citation_html(c)
+
+
+# ---------------------------------------------------------------- reply kinds and a refusal's taps
+
+def test_a_related_reply_is_labelled_and_keeps_its_citations(stations):
+    from dataclasses import replace
+
+    related = replace(stations, reply="related")
+    out = ui_render.render_answer_html(related)
+    assert ui_render.RELATED_LABEL == "报告中的相关内容" and "报告中的相关内容" in out
+    assert '<details class="rqa-card" open>' in out and '<sup class="rqa-ref">[1]</sup>' in out
+    assert ui_render.render_answer_plain(related).startswith("报告中的相关内容：") and "来源：" in out + "来源："
+    assert "报告中的相关内容" not in ui_render.render_answer_html(stations)
+
+
+def test_a_refusal_links_each_section_to_where_it_starts_and_never_suggests_a_title(refused, qa):
+    from dataclasses import replace
+
+    from ui.chat import section_places
+
+    places, title = section_places(qa), qa.titles()[0]
+    sections = ui_render.suggested_sections(refused, {title})
+    assert sections and title in refused.suggestions + [title]
+    answer = replace(refused, suggestions=[title, *refused.suggestions])
+    out = ui_render.render_answer_html(answer, places=places, titles={title})
+    assert f">{html.escape(title)}<" not in out and "可能有相关背景" in out
+    for section in sections:
+        source, start = places[section]
+        assert f'<a class="rqa-goto" href="{ui_render.section_anchor((source, start))}">{html.escape(section)}</a>' in out
+        heading = section.split(" › ")[-1]
+        assert qa.report_text(source)[start:].startswith(heading[:8])
+    assert title not in ui_render.render_answer_plain(answer, {title})
