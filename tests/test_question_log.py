@@ -219,3 +219,18 @@ def test_charts_are_drawn_with_the_cjk_font():
     from core.fonts import CJK_FONT, chart_font_family
 
     assert chart_font_family()[0] == CJK_FONT  # make test installs fonts-noto-cjk
+
+
+def test_settings_choose_the_database_and_bound_the_retention(tmp_path):
+    from pydantic import ValidationError
+
+    from reportqa.config import Settings
+
+    settings = Settings(data_dir=tmp_path)
+    assert settings.records_database == tmp_path / "feedback.db" and settings.question_retention_days == 90
+    url = "postgresql://reportqa:secret@db.internal/reportqa"
+    with_url = Settings(data_dir=tmp_path, database_url=url)
+    assert with_url.records_database == url and "secret" not in repr(with_url)
+    for bad in (0, 4000):
+        with pytest.raises(ValidationError, match="question_retention_days"):
+            Settings(data_dir=tmp_path, question_retention_days=bad)
