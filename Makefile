@@ -13,7 +13,7 @@ run: $(STAMP)
 	$(BIN)/reportqa serve
 
 test: $(STAMP) $(BROWSER) $(CJK_FONT) postgresql
-	$(BIN)/python -m pytest
+	REPORTQA_TESTS_NEED_POSTGRES=1 $(BIN)/python -m pytest
 
 install: $(STAMP)
 
