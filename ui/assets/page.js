@@ -10,11 +10,21 @@
   const translateNode = (node) => {
     const value = node.nodeValue;
     if (!value || !value.trim()) return;
-    if (busy.test(value)) node.nodeValue = value.replace(busy, BUSY_ZH);
+    if (busy.test(value)) {
+      node.nodeValue = value.replace(busy, BUSY_ZH);
+      // A full queue is not the citizen's error: its toast is titled 提示, whichever node came first.
+      const toast = node.parentNode && node.parentNode.closest && node.parentNode.closest('.toast-body');
+      if (toast) toast.querySelectorAll('.toast-title').forEach((t) => t.childNodes.forEach((c) => {
+        if (c.nodeType === Node.TEXT_NODE && (c.nodeValue.trim() === 'Error' || c.nodeValue.trim() === '出错了')) c.nodeValue = '提示';
+      }));
+    }
     const key = value.trim();
     if (KEYS[key]) node.nodeValue = KEYS[key];
     const title = node.parentNode && node.parentNode.closest && node.parentNode.closest('.toast-title');
-    if (title && TITLES[key]) node.nodeValue = TITLES[key];
+    if (title && TITLES[key]) {
+      const toast = title.closest('.toast-body');
+      node.nodeValue = toast && toast.textContent.includes(BUSY_ZH) ? '提示' : TITLES[key];
+    }
   };
   const translate = (root) => {
     if (root.nodeType === Node.TEXT_NODE) return translateNode(root);
