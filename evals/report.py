@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from core.files import replace_atomically
+from core.fonts import chinese_charts
 from core.text import json_line
 
 from .runner import EvalRun
@@ -26,19 +27,22 @@ CATEGORY_COLUMNS = tuple((key, COLUMN_TITLES[key]) for key in (
     "n_items", "fact_accuracy", "refusal_accuracy", "refusal_f1", "citation_precision", "citation_recall",
     "groundedness", "recall@5", "mrr@10"))
 # The per-category chart uses refusal accuracy: F1 is undefined in a category with no unanswerable item.
+# The chart is for staff and labelled in Chinese (core.fonts finds the CJK font).
 CHART_METRICS = (
-    ("fact_accuracy", "fact accuracy"),
-    ("refusal_accuracy", "refusal accuracy"),
-    ("citation_precision", "citation precision"),
-    ("groundedness", "groundedness"),
+    ("fact_accuracy", "事实准确率"),
+    ("refusal_accuracy", "拒答准确率"),
+    ("citation_precision", "引用精确率"),
+    ("groundedness", "有据率"),
 )
 COMPARISON_METRICS = (
-    ("fact_accuracy", "fact accuracy"),
-    ("refusal_f1", "refusal F1"),
-    ("citation_precision", "citation precision"),
-    ("groundedness", "groundedness"),
-    ("recall@5", "recall@5"),
+    ("fact_accuracy", "事实准确率"),
+    ("refusal_f1", "拒答F1"),
+    ("citation_precision", "引用精确率"),
+    ("groundedness", "有据率"),
+    ("recall@5", "R@5"),
 )
+CATEGORY_LABELS = {"fact": "事实", "paraphrase": "换个说法", "colloquial": "口语", "multi": "多项",
+                   "unanswerable": "无法回答", "near_miss": "差一点", "followup": "追问", "all": "全部"}
 PRIMARY = "ours"
 
 
@@ -132,7 +136,7 @@ def render_report(run: EvalRun) -> str:
 
 
 def _grouped_bars(axes, groups: list[str], blocks: list[dict], shown, title: str) -> None:
-    """One cluster of bars per group, one bar per metric; n/a is drawn as an empty slot, labelled."""
+    """One cluster of bars per group, one bar per metric; n/a is drawn as an empty slot labelled —."""
     import numpy as np
 
     x = np.arange(len(groups))
@@ -140,7 +144,7 @@ def _grouped_bars(axes, groups: list[str], blocks: list[dict], shown, title: str
     for i, (key, label) in enumerate(shown):
         values = [block.get(key) for block in blocks]
         drawn = axes.bar(x + (i - (len(shown) - 1) / 2) * width, [v or 0.0 for v in values], width, label=label)
-        axes.bar_label(drawn, labels=[f"{v:.2f}" if v is not None else "n/a" for v in values], fontsize=6, padding=1)
+        axes.bar_label(drawn, labels=[f"{v:.2f}" if v is not None else "—" for v in values], fontsize=6, padding=1)
     axes.set_xticks(x, groups)
     axes.set_ylim(0, 1.1)
     axes.set_title(title)
@@ -149,10 +153,12 @@ def _grouped_bars(axes, groups: list[str], blocks: list[dict], shown, title: str
 
 
 def render_chart(run: EvalRun, path: Path | BinaryIO) -> None:
-    """chart.png: ours by category (left) and the systems side by side (right).
+    """chart.png: ours by category (left) and the systems side by side (right), labelled in Chinese."""
+    with chinese_charts():
+        _draw_chart(run, path)
 
-    Labels are English (category ids, metric names), so no CJK font is needed.
-    """
+
+def _draw_chart(run: EvalRun, path: Path | BinaryIO) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -164,13 +170,14 @@ def render_chart(run: EvalRun, path: Path | BinaryIO) -> None:
     if PRIMARY in summary["systems"]:
         ours = summary["systems"][PRIMARY]
         groups = list(ours["by_category"])
-        _grouped_bars(left, groups + ["all"], [ours["by_category"][g] for g in groups] + [ours["overall"]],
-                      CHART_METRICS, f"{PRIMARY}: by category")
+        _grouped_bars(left, [CATEGORY_LABELS.get(g, g) for g in groups + ["all"]],
+                      [ours["by_category"][g] for g in groups] + [ours["overall"]],
+                      CHART_METRICS, f"{PRIMARY}：各类别")
     else:
         left.set_axis_off()
     systems = list(summary["systems"])
     _grouped_bars(right, systems, [summary["systems"][s]["overall"] for s in systems],
-                  COMPARISON_METRICS, "systems: overall")
+                  COMPARISON_METRICS, "各系统总体")
     figure.savefig(path, dpi=120, format="png")
 
 

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = None
     llm_timeout_s: float = Field(30.0, gt=0)
 
+    # Where feedback and the question log live: unset = a SQLite file in the data folder (feedback.db);
+    # a SQLAlchemy URL (postgresql://user:password@host/reportqa) = one database for every replica.
+    database_url: SecretStr | None = None
+    question_retention_days: int = Field(90, ge=1, le=3650)  # logged questions older than this are deleted
+
     # The staff login; both unset: the staff pages stay closed.
     staff_user: str | None = None
     staff_password: SecretStr | None = None
@@ -150,8 +155,14 @@ class Settings(BaseSettings):
 
     @property
     def feedback_path(self) -> Path:
-        """The SQLite file citizens' votes go to."""
+        """The SQLite file citizens' votes and the question log go to when no database URL is set."""
         return self.data_dir / "feedback.db"
+
+    @property
+    def records_database(self) -> Path | str:
+        """Where feedback and the question log live: the database URL when set, else the SQLite file."""
+        url = self.database_url.get_secret_value().strip() if self.database_url else ""
+        return url or self.feedback_path
 
     # ---------------------------------------------------------------- what the lower layers take
 

@@ -294,9 +294,15 @@ def _sse(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode("utf-8")
 
 
-def make_router(service, pool: AnswerPool, max_question_chars: int) -> APIRouter:
+def make_router(service, pool: AnswerPool, max_question_chars: int, log=None) -> APIRouter:
     """The /api/v1 routes over ``service`` (a ReportQA, or one wrapped in capacity.SlottedService)."""
     router = APIRouter(prefix=API_PREFIX)
+
+    def logged(answer, scope: Scope | None):
+        """``answer``, written to the question log (问答记录) as asked over REST, when there is one."""
+        if log is not None:
+            log.record(answer, sum(answer.timings_ms.values()), channel="rest", scope=scope)
+        return answer
 
     def prepared(body: AskRequest) -> tuple[str, list[dict], Scope | None]:
         """The cleaned question, history and scope; ApiError for what cannot be answered as sent."""
@@ -317,7 +323,7 @@ def make_router(service, pool: AnswerPool, max_question_chars: int) -> APIRouter
         """Answer a question from the reports: the `reportqa ask --json` object."""
         question, history, scope = prepared(body)
         try:
-            answer = await pool.run(lambda: service.ask(question, history, scope))
+            answer = await pool.run(lambda: logged(service.ask(question, history, scope), scope))
         except Busy as exc:
             raise busy_error(exc.retry_after_s) from None
         except ReportQAError as exc:
@@ -350,7 +356,8 @@ def make_router(service, pool: AnswerPool, max_question_chars: int) -> APIRouter
                 for event in service.ask_stream(question, history, scope):
                     if stop.is_set():
                         return
-                    put(("answer", event.answer.to_dict()) if event.final else ("partial", {"text": event.text}))
+                    put(("answer", logged(event.answer, scope).to_dict()) if event.final
+                        else ("partial", {"text": event.text}))
             except ReportQAError as exc:
                 put(domain_error(exc))
             except Exception:
@@ -425,7 +432,8 @@ def _docs_assets() -> Path:
     return Path(fastapi_offline.__file__).parent / "static"
 
 
-def install(app: FastAPI, service, pool: AnswerPool, limiter: RateLimiter, max_question_chars: int) -> None:
+def install(app: FastAPI, service, pool: AnswerPool, limiter: RateLimiter, max_question_chars: int,
+            log=None) -> None:
     """Add the /api/v1 routes, their error handlers, the docs and the ApiGuard to ``app`` (before any mount at /)."""
     from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.staticfiles import StaticFiles
@@ -452,7 +460,7 @@ def install(app: FastAPI, service, pool: AnswerPool, limiter: RateLimiter, max_q
                                    swagger_ui_parameters={"validatorUrl": None, "tryItOutEnabled": True})
 
     app.mount(DOCS_ASSETS, StaticFiles(directory=_docs_assets()), name="api-docs-assets")
-    app.include_router(make_router(service, pool, max_question_chars))
+    app.include_router(make_router(service, pool, max_question_chars, log))
     app.add_middleware(ApiGuard, limiter=limiter)
 
 

@@ -112,7 +112,8 @@ def create_app(qa, eval_set_path: Path | None = None, eval_out_dir: Path | None 
 
     Paths, the staff login and the server's limits (answer workers and queue,
     rate limit, embedding origins) default to ``settings``, else ``qa.settings``
-    (the data folder's evaluation set, evaluation output and feedback database;
+    (the data folder's evaluation set and evaluation output; feedback and the
+    question log in REPORTQA_DATABASE_URL or the data folder's SQLite file;
     REPORTQA_STAFF_USER/PASSWORD; REPORTQA_ANSWER_WORKERS, …).
     ``concurrency_limit`` and ``max_size`` are the Gradio queue's.
     """
@@ -120,7 +121,7 @@ def create_app(qa, eval_set_path: Path | None = None, eval_out_dir: Path | None 
     import gradio as gr
     from fastapi import FastAPI
 
-    from ui.app import build_app
+    from ui.app import build_app, open_records
     from ui.embed import EMBED_CSS, build_embed_app
     from ui.page import CONCURRENCY_LIMIT, CSS, QUEUE_MAX_SIZE, SOURCE_JS, THEME
 
@@ -132,18 +133,20 @@ def create_app(qa, eval_set_path: Path | None = None, eval_out_dir: Path | None 
     service = SlottedService(qa, AnswerSlots(workers))  # every door's answers share the cores
     pool = AnswerPool(workers, settings.answer_queue, settings.answer_queue_timeout_s)
     limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
-    feedback_path = feedback_path or settings.feedback_path
+    records = feedback_path or settings.records_database  # feedback and the question log
     demo = build_app(service, eval_set_path=eval_set_path or settings.eval_set_path,
                      eval_out_dir=eval_out_dir or settings.eval_out_path,
-                     feedback_path=feedback_path,
-                     staff_credentials=staff_credentials or settings.staff_credentials)
-    embed = build_embed_app(service, feedback_path=feedback_path)
+                     feedback_path=records,
+                     staff_credentials=staff_credentials or settings.staff_credentials,
+                     question_retention_days=settings.question_retention_days)
+    embed = build_embed_app(service, feedback_path=records, question_retention_days=settings.question_retention_days)
     for blocks in (demo, embed):
         blocks.queue(default_concurrency_limit=concurrency_limit or CONCURRENCY_LIMIT,
                      max_size=max_size or QUEUE_MAX_SIZE)
     app = FastAPI(title=rest.API_TITLE, description=rest.API_DESCRIPTION, version=rest.app_version(),
                   docs_url=None, redoc_url=None, openapi_url=rest.OPENAPI_URL)
-    rest.install(app, service, pool, limiter, settings.max_question_chars)  # first: before the mounts at /
+    _, log = open_records(records, settings.question_retention_days)
+    rest.install(app, service, pool, limiter, settings.max_question_chars, log)  # first: before the mounts at /
     app.add_middleware(SecurityMiddleware, embed_origins=settings.embed_origins)  # outermost: on every response
     page = dict(
         footer_links=["api", "settings"],

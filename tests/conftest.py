@@ -1,6 +1,7 @@
 """Shared fixtures: the real report and the real bundled model, built once per session."""
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 from pathlib import Path
@@ -116,3 +117,30 @@ def page(browser):
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server of the tests' own on a free loopback port (skipped, with the reason, only where it
+    cannot run; under make test, REPORTQA_TESTS_NEED_POSTGRES turns that skip into a failure)."""
+    from pg_server import PostgresServer
+
+    server = PostgresServer(free_port())
+    reason = server.why_not()
+    if reason:
+        if os.environ.get("REPORTQA_TESTS_NEED_POSTGRES"):  # make test (CI) installs it: a skip there would hide a gap
+            pytest.fail(f"PostgreSQL tests cannot run: {reason}")
+        pytest.skip(reason)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_target(request, tmp_path):
+    """Where the records go: a SQLite file not yet created, or a fresh database on the tests' PostgreSQL."""
+    if request.param == "sqlite":
+        return tmp_path / "data" / "feedback.db"
+    return request.getfixturevalue("postgres").new_database()

@@ -60,7 +60,7 @@ def test_narrow_to_one_report_and_view_its_original(app, page):
     highlight = page.locator("#rqa-report mark#rqa-hl")
     expect(highlight).to_be_visible(timeout=15_000)
     expect(highlight).to_contain_text("1726")
-    expect(page.locator("#rqa-report h2")).to_have_text("沈阳-2022.txt")
+    expect(page.locator("#rqa-report h2")).to_have_text("《沈阳市2022年法治政府建设情况报告》")  # the title, not the file
     expect(page.locator("#rqa-report-pick input")).to_have_value("《沈阳市2022年法治政府建设情况报告》")
     page.screenshot(path=str(SCREENSHOTS / "report-tab-other-report.png"))
 
@@ -102,6 +102,7 @@ def test_a_full_queue_says_so_in_chinese(qa, browser, tmp_path):
         expect(pages[2].get_by_text(BUSY_ZH).first).to_be_visible(timeout=15_000)
         text = pages[2].locator("body").inner_text()
         assert "currently busy" not in text and "Error" not in text
+        expect(pages[2].locator(".toast-title").first).to_contain_text("提示")  # a full queue is no error of theirs
         pages[2].screenshot(path=str(SCREENSHOTS / "queue-full.png"))
         assert pages[2].get_by_label("您的问题").input_value() == STATIONS  # still there to send again
         # The first two are answered in turn; nobody's question is lost.

@@ -1,4 +1,5 @@
-"""The feedback store as the chat and staff use it: real answers, a real SQLite file under tmp_path."""
+"""The feedback store as the chat and staff use it: real answers, in a real SQLite file under tmp_path and in a
+real PostgreSQL server the tests start (``database_target`` runs each test against both)."""
 from __future__ import annotations
 
 import csv
@@ -14,7 +15,9 @@ import pytest
 
 from core.errors import ReportQAError
 from core.types import Turn
+from records.db import HEAD
 from records.feedback import COLUMNS, FeedbackRow, FeedbackStore
+from records.schema import feedback
 
 QUESTION = "全市建成了多少个便民服务站？"
 HISTORY = [{"question": "大连有几支市级应急救援队伍？", "answer": "全市组建市级专业应急救援队伍…[1]"}]
@@ -39,14 +42,13 @@ def refusal(qa):
 
 
 @pytest.fixture()
-def store(tmp_path) -> FeedbackStore:
-    return FeedbackStore(tmp_path / "data" / "feedback.db")
+def store(database_target) -> FeedbackStore:
+    return FeedbackStore(database_target)
 
 
 def set_created_at(store: FeedbackStore, row_id: int, created_at: str) -> None:
-    with sqlite3.connect(store.path) as conn:
-        conn.execute("UPDATE feedback SET created_at = ? WHERE id = ?", (created_at, row_id))
-    conn.close()
+    with store.database.write() as conn:
+        conn.execute(feedback.update().where(feedback.c.id == row_id).values(created_at=created_at))
 
 
 def test_the_database_is_created_on_first_use(tmp_path, built_settings):
@@ -58,8 +60,17 @@ def test_the_database_is_created_on_first_use(tmp_path, built_settings):
     assert path.is_file()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1  # an older ReportQA still reads its votes
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == HEAD
     conn.close()
+
+
+def test_a_postgresql_database_gets_its_tables_on_first_use(postgres):
+    url = postgres.new_database()
+    store = FeedbackStore(url)
+    assert store.path is None and "postgresql" in repr(store)
+    assert store.count() == 0 and store.rows() == []
+    assert store.database.revision() == HEAD
 
 
 def test_add_and_rows_round_trip_every_field(store, answer, refusal):
@@ -179,16 +190,16 @@ def test_jsonl_lines_parse_back(store, answer, refusal):
     assert store.to_jsonl([]) == ""
 
 
-def _vote_from_process(path: str, answer, writer: str, votes: int, start) -> None:
+def _vote_from_process(target: str, answer, writer: str, votes: int, start) -> None:
     """Runs in a spawned process: waits for the others, then votes as fast as it can."""
-    store = FeedbackStore(path)
+    store = FeedbackStore(target)
     start.wait(timeout=60)
     for i in range(votes):
         store.add(QUESTION, answer, "up" if i % 2 else "down", f"{writer}-{i}")
 
 
-def test_threads_and_processes_voting_at_once_lose_nothing(tmp_path, answer):
-    path = tmp_path / "data" / "feedback.db"  # not created yet: the writers race to create it too
+def test_threads_and_processes_voting_at_once_lose_nothing(database_target, answer):
+    path = database_target  # not created yet (no file, no tables): the writers race to create it too
     spawn = multiprocessing.get_context("spawn")
     start = spawn.Barrier(PROCESSES + 1)
     go = threading.Event()
@@ -244,8 +255,8 @@ def test_a_damaged_file_is_refused_clearly_and_left_untouched(tmp_path, answer, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["feedback.db"]  # no -wal / -shm left behind
 
 
-def test_a_comment_is_attached_to_the_vote_row(tmp_path, qa):
-    store = FeedbackStore(tmp_path / "feedback.db")
+def test_a_comment_is_attached_to_the_vote_row(database_target, qa):
+    store = FeedbackStore(database_target)
     row_id = store.add("全市建成了多少个便民服务站？", qa.ask("全市建成了多少个便民服务站？"), "down")
     store.set_comment(row_id, "  想知道各区分别有多少个  ")
     (row,) = store.rows()
@@ -256,13 +267,51 @@ def test_a_comment_is_attached_to_the_vote_row(tmp_path, qa):
         store.set_comment(row_id, "长" * 2001)
 
 
-def test_excel_safe_csv_neutralises_formulas(tmp_path, qa):
+def test_excel_safe_csv_neutralises_formulas(database_target, qa):
     import csv
     import io
 
-    store = FeedbackStore(tmp_path / "feedback.db")
+    store = FeedbackStore(database_target)
     store.add("=HYPERLINK(\"http://x\")", qa.ask("全市建成了多少个便民服务站？"), "down", comment="@SUM(A1)")
     (safe,) = list(csv.DictReader(io.StringIO(store.to_csv(store.rows(), excel_safe=True))))
     assert safe["question"].startswith("'=") and safe["comment"] == "'@SUM(A1)"
     (plain,) = list(csv.DictReader(io.StringIO(store.to_csv(store.rows()))))
     assert plain["question"].startswith("=HYPERLINK")
+
+
+LEGACY_SCHEMA = """
+CREATE TABLE feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at TEXT NOT NULL, question TEXT NOT NULL,
+    history TEXT NOT NULL DEFAULT '[]', answer TEXT NOT NULL, refused INTEGER NOT NULL CHECK (refused IN (0, 1)),
+    citations TEXT NOT NULL DEFAULT '[]', vote TEXT NOT NULL CHECK (vote IN ('up', 'down')),
+    comment TEXT NOT NULL DEFAULT '');
+CREATE INDEX feedback_created_at ON feedback (created_at);
+INSERT INTO feedback (created_at, question, answer, refused, vote, comment)
+    VALUES ('2026-11-25T00:10:00+00:00', '旧的问题', '旧的回答', 0, 'up', '旧的意见');
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_file_of_the_hand_written_store_is_upgraded_with_its_votes_kept(tmp_path, answer):
+    path = tmp_path / "feedback.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(LEGACY_SCHEMA)
+    conn.close()
+    store = FeedbackStore(path)
+    (old,) = store.rows()
+    assert (old.id, old.question, old.vote, old.comment) == (1, "旧的问题", "up", "旧的意见")
+    assert store.add(QUESTION, answer, "down") == 2
+    assert store.database.revision() == HEAD
+    with sqlite3.connect(path) as conn:
+        assert {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} >= {
+            "feedback", "questions", "alembic_version"}
+
+
+def test_a_database_newer_than_this_reportqa_is_refused_by_name(tmp_path):
+    path = tmp_path / "feedback.db"
+    FeedbackStore(path).count()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    conn.close()
+    with pytest.raises(ReportQAError, match="newer than this ReportQA") as excinfo:
+        FeedbackStore(path).count()
+    assert "9999" in excinfo.value.message and "升级" in excinfo.value.message_zh

@@ -378,11 +378,12 @@ def test_feedback_table_export_and_a_thumbs_down_prefills_the_form(qa, staff, tm
     store.add(STATIONS, answer, "down", "数字不对", history=[{"question": "前", "answer": "答"}])
     refresh = F.make_feedback_refresh(store, tmp_path)
     (table, by_id, csv_path, jsonl_path), warned = _calling(refresh, True, "down", "", "")
-    assert not warned and table["评价"].tolist() == ["👎", "👎"] and table["意见"].tolist()[0] == "数字不对"
+    assert not warned and table["评价"].tolist() == ["踩", "踩"] and table["意见"].tolist()[0] == "数字不对"
     import csv
     import io
 
     exported = list(csv.DictReader(io.StringIO(Path(csv_path).read_text(encoding="utf-8-sig"))))
+    assert table["拒答"].tolist() == ["否", "是"]  # words, not emoji or an empty cell
     assert [r["vote"] for r in exported] == ["down", "down"] and Path(csv_path).parent.parent == tmp_path
     assert len(Path(jsonl_path).read_text(encoding="utf-8").splitlines()) == 2
     out, warned = _calling(refresh, True, staff_tables.ALL, "2024-13-01", "")

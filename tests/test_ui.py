@@ -282,7 +282,7 @@ def test_a_refusal_suggests_related_example_questions(refused):
     out = ui_render.render_answer_html(refused)
     related = ui_render.related_examples(refused.question)
     assert len(related) == 3 and "大连地铁几点停运？" not in related
-    assert all(f"<li>{html.escape(q)}</li>" in out for q in related)
+    assert all(f'<a class="rqa-ask" href="{ui_render.ask_anchor(q)}">{html.escape(q)}</a>' in out for q in related)
     assert ui_render.related_examples("行政执法资格")[0] == "有多少人获得行政执法资格？"
 
 
@@ -290,7 +290,8 @@ def test_plain_text_to_copy_has_the_answer_and_its_sources(stations, refused):
     text = ui_render.render_answer_plain(stations)
     c = stations.citations[0]
     assert text.startswith(stations.text.splitlines()[0]) and "\n来源：\n" in text
-    assert f"[1] 《{c.chunk.doc_title}》 · 大连市 · 2023年 › {c.chunk.section}（第{c.chunk.paragraph}段）：“{c.quote}”" in text
+    assert f"[1] 《{c.chunk.doc_title}》 · 大连市 · 2023年 › {c.chunk.section}（第{c.chunk.paragraph}段）：「{c.quote}」" in text
+    assert "“全市通办”" in c.quote  # a quote holding “” gets 「」 around it, not a second pair of “”
     assert ui_render.render_answer_plain(refused).startswith(refused.text)
 
 
@@ -301,3 +302,47 @@ def test_report_view_keeps_paragraphs_escaped_with_offsets_the_cards_link_to(sta
     assert 'data-start="0"' in out and f'data-start="{text.index("第二段")}"' in out
     c = stations.citations[0]
     assert f'href="#rqa-src-{c.start}-{c.end}-{c.chunk.source}"' in ui_render.render_citation_html(c)
+
+
+# ---------------------------------------------------------------- reply kinds and a refusal's taps
+
+def test_a_related_reply_is_labelled_and_keeps_its_citations(stations):
+    from dataclasses import replace
+
+    related = replace(stations, reply="related")
+    out = ui_render.render_answer_html(related)
+    assert ui_render.RELATED_LABEL == "报告中的相关内容" and "报告中的相关内容" in out
+    assert '<details class="rqa-card" open>' in out and '<sup class="rqa-ref">[1]</sup>' in out
+    assert ui_render.render_answer_plain(related).startswith("报告中的相关内容：") and "来源：" in out + "来源："
+    assert "报告中的相关内容" not in ui_render.render_answer_html(stations)
+
+
+def test_a_real_related_reply_says_once_what_the_report_does_not_give(qa):
+    answers = [qa.ask(q) for q in ("网上办事方便吗？", "执法人员上岗前要培训吗？", "2024年有哪些工作打算？")]
+    related = [a for a in answers if a.reply == "related"]
+    assert related, [a.reply for a in answers]
+    for answer in related:
+        out = ui_render.render_answer_html(answer)
+        assert out.count("没有直接回答") == 1 and "以下是报告中与它相关的原文" in out
+        assert out.count("<details class=\"rqa-card\"") == len(answer.citations) >= 1
+        plain = ui_render.render_answer_plain(answer)
+        assert plain.count("没有直接回答") == 1 and all(c.quote[:10] in plain for c in answer.citations)
+
+
+def test_a_refusal_links_each_section_to_where_it_starts_and_never_suggests_a_title(refused, qa):
+    from dataclasses import replace
+
+    from ui.chat import section_places
+
+    places, title = section_places(qa), qa.titles()[0]
+    sections = ui_render.suggested_sections(refused, {title})
+    assert sections and title in refused.suggestions + [title]
+    answer = replace(refused, suggestions=[title, *refused.suggestions])
+    out = ui_render.render_answer_html(answer, places=places, titles={title})
+    assert f">{html.escape(title)}<" not in out and "可能有相关背景" in out
+    for section in sections:
+        source, start = places[section]
+        assert f'<a class="rqa-goto" href="{ui_render.section_anchor((source, start))}">{html.escape(section)}</a>' in out
+        heading = section.split(" › ")[-1]
+        assert qa.report_text(source)[start:].startswith(heading[:8])
+    assert title not in ui_render.render_answer_plain(answer, {title})

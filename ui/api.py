@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from core.errors import ReportQAError
 from core.text import clean_user_text, clip
 from core.types import Scope
+from records import QuestionLog
 
 from .page import GENERIC_ERROR_ZH
 
@@ -33,8 +35,9 @@ def _text_arg(value) -> str:
     return clean_user_text(value).strip() if isinstance(value, str) else ""
 
 
-def make_ask_api(qa):
-    """The ``/ask`` endpoint: Answer.to_dict(), or {"error": message_zh}."""
+def make_ask_api(qa, log: QuestionLog | None = None):
+    """The ``/ask`` endpoint: Answer.to_dict(), or {"error": message_zh}; each answer goes into the question
+    ``log`` (channel "api") when given."""
 
     # The hints document the API; Gradio passes values as sent (no preprocessing), so each is checked here.
     def ask(question: str, report: str = "", issuer: str = "", year: int | str | None = None) -> dict:
@@ -51,7 +54,11 @@ def make_ask_api(qa):
                       years=(wanted_year,) if wanted_year else ()) or None
         try:
             qa.check_scope(scope)
-            return qa.ask(question if isinstance(question, str) else "", scope=scope).to_dict()
+            started = time.perf_counter()
+            answer = qa.ask(question if isinstance(question, str) else "", scope=scope)
+            if log is not None:
+                log.record(answer, (time.perf_counter() - started) * 1000, "api", scope)
+            return answer.to_dict()
         except ReportQAError as exc:
             return {"error": exc.message_zh}
         except Exception:

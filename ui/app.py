@@ -2,7 +2,8 @@
 
 Three tabs: 市民问答 (``ui.chat``; with a closed accordion where staff file the
 last question into the evaluation set), 报告原文 (``ui.report_tab``) and 工作人员
-(``ui.staff_page``: the evaluation and citizens' feedback, behind a login).
+(``ui.staff_page``: the evaluation, citizens' feedback and the question log, behind a
+login; not shown at all when no staff login is configured).
 Nothing phones home: analytics are off, the theme uses system font stacks only
 (no Google Fonts, no CDN); ``reportqa.server`` serves it.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from core.errors import ReportQAError
-from records.feedback import FeedbackStore
+from records import DEFAULT_RETENTION_DAYS, Database, FeedbackStore, QuestionLog
 
 from .api import make_ask_api
 from .auth import StaffSessions
@@ -39,22 +40,45 @@ def _titles(qa) -> tuple[list[str], str | None]:
         return [], GENERIC_ERROR_ZH
 
 
+STAFF_OFF_LOG = ("The staff pages (evaluation, feedback, question log) are off: set REPORTQA_STAFF_USER and "
+                 "REPORTQA_STAFF_PASSWORD before starting `reportqa serve` to enable the 工作人员 tab.")
+
+
+def open_records(database: Path | str, retention_days: int) -> tuple[FeedbackStore, QuestionLog]:
+    """The feedback store and the question log on one database, its schema upgraded and old questions deleted
+    now (a database that cannot be used is logged; the chat still answers, votes then say they failed)."""
+    db = Database(database)
+    feedback, log = FeedbackStore(db), QuestionLog(db, retention_days)
+    try:
+        db.upgrade()
+        log.purge_if_due()
+        logger.info("feedback and question log in %s (questions kept %d days)", db.where, retention_days)
+    except ReportQAError as exc:
+        logger.error("the records database cannot be used: %s", exc.message)
+    return feedback, log
+
+
 def build_app(qa, *, eval_set_path: Path | str, eval_out_dir: Path | str, feedback_path: Path | str,
-              staff_credentials: tuple[str, str] | None = None) -> gr.Blocks:
+              staff_credentials: tuple[str, str] | None = None,
+              question_retention_days: int = DEFAULT_RETENTION_DAYS) -> gr.Blocks:
     """The Blocks app for ``qa`` (the service: reportqa.service.ReportQA); reportqa.server serves it.
 
     Args:
         eval_set_path: the JSONL set staff add to and evaluate.
         eval_out_dir: where 运行评测 writes results.jsonl, summary.json, report.md and chart.png.
-        feedback_path: the SQLite file citizens' 👍/👎 go to.
-        staff_credentials: (user, password) of the staff login; None keeps the staff pages closed.
+        feedback_path: where citizens' 👍/👎 and the question log go: a SQLite file, or a database URL
+            (``postgresql://…``, REPORTQA_DATABASE_URL).
+        staff_credentials: (user, password) of the staff login; None hides the staff tab.
+        question_retention_days: logged questions older than this are deleted.
     """
     titles, error_zh = _titles(qa)
-    chat = make_chat(qa)
+    feedback, log = open_records(feedback_path, question_retention_days)
+    chat = make_chat(qa, log)
     page_title = f"{titles[0]} · {APP_TITLE}" if titles else APP_TITLE
     sessions = StaffSessions(staff_credentials)
+    if not sessions.enabled:
+        logger.warning(STAFF_OFF_LOG)
     staff = StaffEval(qa, eval_set_path, eval_out_dir, allows=sessions.valid)
-    feedback = FeedbackStore(feedback_path)
 
     # Gradio's cached files (downloads, and anything posted to its upload route) are deleted after an hour.
     with gr.Blocks(title=page_title, analytics_enabled=False, delete_cache=CACHE_CLEANUP) as demo:
@@ -64,11 +88,11 @@ def build_app(qa, *, eval_set_path: Path | str, eval_out_dir: Path | str, feedba
         report_request = gr.Textbox(visible="hidden", elem_id="rqa-report-request")
         with gr.Tabs(elem_id="rqa-tabs"):
             with gr.Tab("市民问答", id="chat", elem_id="rqa-chat-tab"):
-                add_form = build_chat_tab(chat, staff, feedback, indexed_reports(qa), session)
+                add_form = build_chat_tab(chat, staff, feedback, indexed_reports(qa), session, log)
             with gr.Tab("报告原文", id="report", elem_id="rqa-report-tab"):
                 build_report_tab(qa, report_request)
-            build_staff_tab(demo, staff, sessions, session, feedback=feedback, reveal=[add_form])
-        gr.api(make_ask_api(qa), api_name="ask")
+            build_staff_tab(demo, staff, sessions, session, feedback=feedback, log=log, reveal=[add_form])
+        gr.api(make_ask_api(qa, log), api_name="ask")
 
     # A plain ``demo.launch()`` still gets our theme, CSS and script (Gradio 6 reads these at launch).
     demo._deprecated_theme = THEME

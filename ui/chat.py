@@ -6,13 +6,14 @@ format the result with ``ui.render``.
 from __future__ import annotations
 
 import logging
+import time
 
 import gradio as gr
 
 from core.errors import InvalidQuestion, ReportQAError
 from core.text import clean_user_text, clip, strip_markers
 from core.types import Answer, ReportInfo, Scope, Turn
-from records.feedback import MAX_COMMENT_CHARS, FeedbackStore
+from records import MAX_COMMENT_CHARS, FeedbackStore, QuestionLog
 
 from .examples import EXAMPLE_GROUPS
 from .page import COPY_JS, GENERIC_ERROR_ZH, warn as _warn
@@ -62,7 +63,43 @@ def parse_scope(value: str | None) -> Scope | None:
     return None
 
 
-def _replies(qa, question: str, history: list | None, turns: list | None = None, scope: Scope | None = None):
+def section_places(qa) -> dict[str, tuple[str, int]]:
+    """Where each section of the indexed reports starts: section path -> (file, offset of its first passage);
+    what a refusal's suggested sections link to. Computed once per loaded index version."""
+    try:
+        index = qa.index
+    except ReportQAError:
+        return {}
+    cached = _SECTION_PLACES.get(id(qa))
+    if cached is not None and cached[0] is index:
+        return cached[1]
+    places: dict[str, tuple[str, int]] = {}
+    for chunk in index.chunks:
+        if chunk.section_path:
+            places.setdefault(chunk.section, (chunk.source, chunk.start))
+    _SECTION_PLACES[id(qa)] = (index, places)
+    return places
+
+
+_SECTION_PLACES: dict[int, tuple[object, dict]] = {}  # id(service) -> (the index version, its section places)
+
+
+def make_render(qa):
+    """The final answer as HTML, with a refusal's sections linked to where they start (``section_places``)
+    and the reports' titles kept out of its suggestions."""
+
+    def render(answer: Answer) -> str:
+        try:
+            places, titles = section_places(qa), set(qa.titles())
+        except ReportQAError:
+            places, titles = {}, set()
+        return render_answer_html(answer, places=places, titles=titles)
+
+    return render
+
+
+def _replies(qa, question: str, history: list | None, turns: list | None = None, scope: Scope | None = None,
+             render=render_answer_html):
     """Ask ``qa`` (follow-ups resolved against ``turns``), streaming.
 
     Yields (chat messages, textbox value, answer or None): partial states
@@ -89,7 +126,7 @@ def _replies(qa, question: str, history: list | None, turns: list | None = None,
         _warn(GENERIC_ERROR_ZH)
         yield history + asked + [{"role": "assistant", "content": render_error_html(GENERIC_ERROR_ZH)}], question, None
         return
-    yield history + asked + [{"role": "assistant", "content": render_answer_html(answer)}], "", answer
+    yield history + asked + [{"role": "assistant", "content": render(answer)}], "", answer
 
 
 def _reply(qa, question: str, history: list | None, turns: list | None = None) -> tuple[list, str, Answer | None]:
@@ -110,36 +147,33 @@ def make_respond(qa):
     return respond
 
 
-def make_chat(qa):
+def make_chat(qa, log: QuestionLog | None = None):
     """The chat callback, streaming, that remembers the conversation for follow-ups and the staff form:
     (question, history, turns, scope value) -> yields (history, textbox value, turns, last answer).
 
     ``turns`` are the earlier (question, answer text) pairs of this browser
     session; the last answer is a ``Shown`` (the Answer and the turns before it),
     or None while composing or after an error, when the form keeps what it had.
+    Each answer goes into the question ``log`` (when given) with the time it took.
     """
+    render = make_render(qa)
 
     def chat(question: str, history: list | None, turns: list | None, scope_value: str | None = None):
         turns = list(turns or [])
-        for history_now, box, answer in _replies(qa, question, history, turns, parse_scope(scope_value)):
+        scope = parse_scope(scope_value)
+        started = time.perf_counter()
+        for history_now, box, answer in _replies(qa, question, history, turns, scope, render):
             if answer is None:
                 yield history_now, box, turns, None
             else:
+                question_id = log.record(answer, (time.perf_counter() - started) * 1000, "page", scope) if log else None
                 yield (history_now, box, turns + [Turn(answer.question, strip_markers(answer.text))],
-                       Shown(answer, turns))
+                       Shown(answer, turns, question_id))
 
     return chat
 
 
-
-
-
-
-
-
-
-
-def make_remember():
+def make_remember(qa=None):
     """After an answer: (chat messages, last answer, answers so far) -> (answers, plain text to copy).
 
     ``answers`` maps the chat index of each bot message to the ``Shown`` a vote on it stores.
@@ -148,13 +182,19 @@ def make_remember():
     def remember(history: list | None, last: Shown | None, answers: dict[int, Shown] | None):
         if not last or not history:
             return gr.skip(), gr.skip()
-        return {**(answers or {}), len(history) - 1: last}, render_answer_plain(last.answer)
+        try:
+            titles = set(qa.titles()) if qa is not None else set()
+        except ReportQAError:
+            titles = set()
+        return {**(answers or {}), len(history) - 1: last}, render_answer_plain(last.answer, titles)
 
     return remember
 
 
-def make_vote(store: FeedbackStore):
-    """👍/👎 on a bot message -> (the stored row's id and vote, comment row update, comment box value)."""
+def make_vote(store: FeedbackStore, log: QuestionLog | None = None):
+    """👍/👎 on a bot message -> (the stored row's id and vote, comment row update, comment box value).
+
+    The vote is also linked to the answer's row in the question ``log``."""
 
     def vote(answers: dict[int, Shown] | None, data: gr.LikeData):
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
@@ -178,6 +218,11 @@ def make_vote(store: FeedbackStore):
             logger.exception("storing a vote failed")
             _warn(GENERIC_ERROR_ZH)
             return gr.skip(), gr.skip(), gr.skip()
+        if log is not None and shown.question_id is not None:
+            try:
+                log.set_vote(shown.question_id, verdict, row_id)
+            except ReportQAError as exc:  # the vote itself is stored; only the log's link is missing
+                logger.error("linking a vote to the question log failed: %s", exc.message)
         gr.Info("感谢反馈！如愿意，可以在下方补充意见。", title="感谢反馈")
         return Vote(row_id, index, verdict), gr.update(visible=True), ""
 
@@ -193,7 +238,7 @@ def make_comment(store: FeedbackStore):
     def comment(voted: Vote | None, answers: dict[int, Shown] | None, text: str):
         text = (text or "").strip()
         if not voted or not text:
-            _warn("请先输入意见再提交。" if voted else "请先点 👍 或 👎 再补充意见。")
+            _warn("请先输入意见再提交。" if voted else "请先点“赞”或“踩”再补充意见。")
             return gr.skip(), gr.skip()
         try:
             store.set_comment(voted.row_id, clean_user_text(text)[:MAX_COMMENT_CHARS])
@@ -207,11 +252,14 @@ def make_comment(store: FeedbackStore):
     return comment
 
 
-def build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: list[ReportInfo], session: gr.State):
+def build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: list[ReportInfo], session: gr.State,
+                   log: QuestionLog | None = None):
     """The citizens' chat, and under it the staff's add-to-set accordion (returned: shown after login)."""
     chatbot = gr.Chatbot(
         elem_id="rqa-chat",
         label="对话",
+        show_label=False,  # a floating label would cover the first message
+        autoscroll=False,  # the page's script brings the first line of a new answer into view instead
         height=520,
         render_markdown=False,  # messages are our own escaped HTML, never Markdown
         sanitize_html=True,  # and Gradio's allow-list sanitizer still runs on them
@@ -232,7 +280,7 @@ def build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: lis
         question = gr.Textbox(
             label="您的问题",
             show_label=False,
-            placeholder="输入您的问题，按回车发送",
+            placeholder="请输入问题，回车发送",
             lines=1,
             max_lines=4,
             scale=8,
@@ -268,13 +316,13 @@ def build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: lis
 
     chat_io = dict(inputs=[question, chatbot, turns, scope], outputs=[chatbot, question, turns, last_answer],
                    api_visibility="private")
-    remember_io = dict(fn=make_remember(), inputs=[chatbot, last_answer, answers], outputs=[answers, copy_text],
+    remember_io = dict(fn=make_remember(staff.qa), inputs=[chatbot, last_answer, answers], outputs=[answers, copy_text],
                        api_visibility="private")
     question.submit(chat, **chat_io).then(**remember_io).then(**prefill_io)
     send.click(chat, **chat_io).then(**remember_io).then(**prefill_io)
     for examples in example_sets:
         examples.load_input_event.then(chat, **chat_io).then(**remember_io).then(**prefill_io)
-    chatbot.like(make_vote(feedback), inputs=[answers], outputs=[voted, comment_row, comment_box],
+    chatbot.like(make_vote(feedback, log), inputs=[answers], outputs=[voted, comment_row, comment_box],
                  api_visibility="private")
     comment_io = dict(inputs=[voted, answers, comment_box], outputs=[comment_row, comment_box],
                       api_visibility="private")

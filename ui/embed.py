@@ -12,9 +12,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from records.feedback import FeedbackStore
+from records import DEFAULT_RETENTION_DAYS
 
-from .app import _titles
+from .app import _titles, open_records
 from .chat import build_chat_tab, make_chat
 from .page import APP_TITLE, CACHE_CLEANUP, esc
 from .report_tab import build_report_tab, indexed_reports
@@ -38,8 +38,10 @@ def render_embed_header_html(titles: list[str], error_zh: str | None = None) -> 
     return f"<p><strong>{esc(APP_TITLE)}</strong> · {names} · 只根据报告原文回答，每句标注出处{error}</p>"
 
 
-def build_embed_app(qa, *, feedback_path: Path | str) -> gr.Blocks:
-    """The Blocks app of the embeddable chat for ``qa`` (the service); votes go to ``feedback_path``."""
+def build_embed_app(qa, *, feedback_path: Path | str, question_retention_days: int = DEFAULT_RETENTION_DAYS) -> gr.Blocks:
+    """The Blocks app of the embeddable chat for ``qa`` (the service); votes and the question log go to
+    ``feedback_path`` (a SQLite file or a database URL), as the page's do."""
+    feedback, log = open_records(feedback_path, question_retention_days)
     titles, error_zh = _titles(qa)
     # No staff session can exist here: the staff form of the chat tab refuses every visitor.
     staff = StaffEval(qa, eval_set_path=Path("/nonexistent/qa.jsonl"), eval_out_dir=Path("/nonexistent"),
@@ -51,7 +53,7 @@ def build_embed_app(qa, *, feedback_path: Path | str) -> gr.Blocks:
         report_request = gr.Textbox(visible="hidden", elem_id="rqa-report-request")
         with gr.Tabs(elem_id="rqa-tabs"):
             with gr.Tab("市民问答", id="chat", elem_id="rqa-chat-tab"):
-                build_chat_tab(make_chat(qa), staff, FeedbackStore(feedback_path), indexed_reports(qa), session)
+                build_chat_tab(make_chat(qa, log), staff, feedback, indexed_reports(qa), session, log)
             with gr.Tab("报告原文", id="report", elem_id="rqa-report-tab"):
                 build_report_tab(qa, report_request)
     return demo

@@ -26,6 +26,8 @@ SCOPE_ZH = (
     "本助手只根据上面这份报告的原文回答问题，每句回答都标注出处；"
     "报告里没有写到的内容（其他政策、办事指南、实时信息等）它不会回答，并会直接告诉您“没有找到”。"
 )
+# What a phone shows instead (the header may take at most a quarter of its first screen).
+SCOPE_SHORT_ZH = "只依据报告原文作答，句句注明出处；报告没写的不回答。"
 
 
 def quote_span(citation: Citation) -> tuple[int, int] | None:
@@ -58,8 +60,19 @@ def render_answer_text_html(text: str, numbers: set[int] | None = None) -> str:
             return m.group(0)
         return f'<sup class="rqa-ref">[{m.group(1)}]</sup>'
 
-    lines = [line for line in (text or "").splitlines() if line.strip()]
+    lines = [requote(line) for line in (text or "").splitlines() if line.strip()]
     return "".join(f"<p>{CITATION_MARKER.sub(marker, _esc(line))}</p>" for line in lines)
+
+
+_QUOTED_LINE = re.compile(r"^(?P<head>[^“”]{0,8}：)“(?P<quote>.*)”(?P<tail>\S{0,8})$")
+
+
+def requote(line: str) -> str:
+    """A line like 原文：“…” whose quote holds quotation marks itself gets 「…」 instead of a second pair of “”."""
+    m = _QUOTED_LINE.match(line.strip())
+    if not m or not any(mark in m["quote"] for mark in "“”"):
+        return line
+    return f"{m['head']}「{m['quote']}」{m['tail']}"
 
 
 def render_citation_html(citation: Citation, open_: bool = False) -> str:
@@ -97,35 +110,73 @@ def related_examples(question: str, k: int = 3) -> list[str]:
     return scored[:k]
 
 
-def render_refusal_html(answer: Answer, related: list[str] | None = None) -> str:
-    """A refusal, plainly marked, with the report sections and example questions worth trying instead."""
+SectionPlace = tuple[str, int]  # (source file, offset where the section's first passage starts)
+
+
+def section_anchor(place: SectionPlace) -> str:
+    """The link a suggested section carries: ``#rqa-sec-<start>-<source>``; the page's script opens the
+    报告原文 tab at that offset."""
+    source, start = place
+    return f"#rqa-sec-{int(start)}-{urllib.parse.quote(source)}"
+
+
+def ask_anchor(question: str) -> str:
+    """The link a suggested question carries: ``#rqa-ask-<question>``; the page's script asks it."""
+    return "#rqa-ask-" + urllib.parse.quote(question)
+
+
+def suggested_sections(answer: Answer, titles: set[str] = frozenset()) -> list[str]:
+    """The sections a refusal suggests, without a report's title (a passage outside any section is named
+    by its report's title, which is not a section to read)."""
+    return [s for s in answer.suggestions if s and s not in titles and s.strip("《》") not in titles]
+
+
+def render_refusal_html(answer: Answer, related: list[str] | None = None, places: dict[str, SectionPlace] | None = None,
+                        titles: set[str] = frozenset()) -> str:
+    """A refusal, plainly marked, with taps instead of text to retype: each suggested section opens the
+    报告原文 tab there (``places``: section -> where it starts), each suggested question asks it."""
     parts = [
         '<div class="rqa-answer rqa-refused">',
         '<p class="rqa-refusal-badge">⚠ 未在报告中找到答案</p>',
         f"<p>{_esc(answer.text)}</p>",
     ]
-    if answer.suggestions:
-        items = "".join(f"<li>{_esc(s)}</li>" for s in answer.suggestions)
-        parts.append(f"<p>您可以看看报告的这些部分：</p><ul>{items}</ul>")
+    sections = suggested_sections(answer, titles)
+    if sections:
+        places = places or {}
+        items = "".join(
+            f'<li><a class="rqa-goto" href="{section_anchor(places[s])}">{_esc(s)}</a></li>' if s in places
+            else f"<li>{_esc(s)}</li>" for s in sections)
+        parts.append("<p>报告没有直接回答这个问题。下面几部分与问题用词最接近，可能有相关背景，点击可查看原文：</p>"
+                     f'<ul class="rqa-sections">{items}</ul>')
     if related:
-        items = "".join(f"<li>{_esc(q)}</li>" for q in related)
-        parts.append(f'<p>也可以试试这些报告能回答的问题：</p><ul class="rqa-related">{items}</ul>')
+        items = "".join(f'<li><a class="rqa-ask" href="{ask_anchor(q)}">{_esc(q)}</a></li>' for q in related)
+        parts.append(f'<p>也可以试试这些报告能回答的问题（点击即问）：</p><ul class="rqa-related">{items}</ul>')
     parts.append("</div>")
     return "".join(parts)
 
 
-def render_answer_html(answer: Answer, related: list[str] | None = None) -> str:
+RELATED_LABEL = "报告中的相关内容"
+
+
+def render_answer_html(answer: Answer, related: list[str] | None = None, places: dict[str, SectionPlace] | None = None,
+                       titles: set[str] = frozenset()) -> str:
     """The bot's reply as HTML: answer text with [n] markers, then numbered source cards.
 
-    ``related``: example questions a refusal suggests (default: ``related_examples`` of the question).
+    A "related" reply (the report covers the topic, not what was asked) is labelled 报告中的相关内容.
+    ``related``: example questions a refusal suggests (default: ``related_examples`` of the question);
+    ``places`` and ``titles``: where suggested sections start, and the report titles never to suggest.
     """
     if answer.refused:
-        return render_refusal_html(answer, related_examples(answer.question) if related is None else related)
+        return render_refusal_html(answer, related_examples(answer.question) if related is None else related,
+                                   places, titles)
     numbers = {c.n for c in answer.citations}
-    parts = ['<div class="rqa-answer">']
+    parts = ['<div class="rqa-answer rqa-related-reply">' if answer.reply == "related" else '<div class="rqa-answer">']
+    intro, text = related_intro(answer)
+    if answer.reply == "related":
+        parts.append(f'<p class="rqa-related-badge">{RELATED_LABEL}</p><p class="rqa-meta">{_esc(intro)}</p>')
     if answer.resolved_question:  # a follow-up: say how it was understood
-        parts.append(f'<p class="rqa-resolved">（按“{_esc(answer.resolved_question)}”理解）</p>')
-    parts.append(render_answer_text_html(answer.text, numbers))
+        parts.append(f'<p class="rqa-resolved">（按{quoted(answer.resolved_question)}理解）</p>')
+    parts.append(render_answer_text_html(text, numbers))
     if answer.citations:
         cards = "".join(render_citation_html(c, open_=(i == 0)) for i, c in enumerate(answer.citations))
         parts.append(f'<div class="rqa-sources"><div class="rqa-sources-title">来源</div>{cards}</div>')
@@ -133,29 +184,52 @@ def render_answer_html(answer: Answer, related: list[str] | None = None) -> str:
     return "".join(parts)
 
 
-def render_answer_plain(answer: Answer) -> str:
+RELATED_INTRO_DEFAULT = "报告没有直接回答这个问题，以下是报告中与它相关的原文："
+
+
+def related_intro(answer: Answer) -> tuple[str, str]:
+    """A related reply's opening line (what the report does not give, 报告中没有直接回答这个问题（没有给出天数）)
+    and the rest of its text; the intro is said once, under the label, not again above the quotes."""
+    first, _, rest = answer.text.partition("\n")
+    if answer.reply == "related" and first.startswith("报告中没有直接回答"):
+        return first.removesuffix("报告中的相关内容：").rstrip("。") + "。以下是报告中与它相关的原文：", rest
+    return RELATED_INTRO_DEFAULT, answer.text
+
+
+def quoted(text: str) -> str:
+    """``text`` in quotation marks: “…”, or 「…」 when it holds “” itself (no second pair around a quote)."""
+    return f"「{text}」" if any(mark in text for mark in "“”\"") else f"“{text}”"
+
+
+def render_answer_plain(answer: Answer, titles: set[str] = frozenset()) -> str:
     """The answer as plain text to copy: the text with its [n], then 来源： one line per source."""
     if answer.refused:
         lines = [answer.text]
-        if answer.suggestions:
-            lines += ["", "您可以看看报告的这些部分："] + [f"- {s}" for s in answer.suggestions]
+        sections = suggested_sections(answer, titles)
+        if sections:
+            lines += ["", "可能有相关背景的部分："] + [f"- {s}" for s in sections]
         return "\n".join(lines)
-    lines = [line.strip() for line in answer.text.splitlines() if line.strip()]
+    intro, text = related_intro(answer)
+    lines = [RELATED_LABEL + "：", intro, ""] if answer.reply == "related" else []
+    lines += [requote(line.strip()) for line in text.splitlines() if line.strip()]
     if answer.citations:
         lines += ["", "来源："]
         for c in answer.citations:
-            lines.append(f"[{c.n}] {report_label(c.chunk)} › {c.chunk.section}（第{c.chunk.paragraph}段）：“{c.quote}”")
+            lines.append(f"[{c.n}] {report_label(c.chunk)} › {c.chunk.section}（第{c.chunk.paragraph}段）：{quoted(c.quote)}")
             if c.chunk.url:
                 lines.append(f"    {c.chunk.url}")
     return "\n".join(lines)
 
 
-def render_report_html(sources: dict[str, str]) -> str:
-    """Every report in full, escaped, one <p> per paragraph; each <p> says where it starts in its
-    file (data-start), so the page script can mark a quote by its character offsets."""
+def render_report_html(sources: dict[str, str], titles: dict[str, str] | None = None) -> str:
+    """Every report in full, escaped, one <p> per paragraph, headed by its title (``titles``: source -> title;
+    the file name when it has none); each <p> says where it starts in its file (data-start), so the page
+    script can mark a quote by its character offsets."""
     parts = ['<div id="rqa-report-text">']
     for name, text in sources.items():
-        parts.append(f'<h2 class="rqa-report-name">{_esc(name)}</h2>')
+        title = (titles or {}).get(name) or name
+        parts.append(f'<h2 class="rqa-report-name">《{_esc(title)}》</h2>' if title != name
+                     else f'<h2 class="rqa-report-name">{_esc(name)}</h2>')
         for match in re.finditer(r"[^\n]+", text):
             if match.group().strip():
                 parts.append(f'<p class="rqa-para" data-source="{_esc(name)}" data-start="{match.start()}">'
@@ -187,7 +261,8 @@ def render_header_html(titles: list[str], error_zh: str | None = None) -> str:
     error = f'<p class="rqa-error">⚠ {_esc(error_zh)}</p>' if error_zh else ""
     return (
         f'<h1>{names} 问答</h1>'
-        f'<p class="rqa-scope">{_esc(scope)}</p>{error}'
+        f'<p class="rqa-scope"><span class="rqa-scope-long">{_esc(scope)}</span>'
+        f'<span class="rqa-scope-short">{_esc(SCOPE_SHORT_ZH)}</span></p>{error}'
     )
 
 

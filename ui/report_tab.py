@@ -20,18 +20,22 @@ def build_report_tab(qa, request: gr.Textbox) -> None:
     """
     reports = indexed_reports(qa)
     first = reports[0].source if reports else None
+    titles = {r.source: r.title for r in reports if r.title}  # the tab is headed by the title, not the file name
+
+    def render(source: str | None) -> str:
+        return render_report_html(_source_text(qa, source), titles)
+
     pick = gr.Dropdown(choices=[(f"《{r.display_title}》", r.source) for r in reports],
                        value=first, label="选择报告", elem_id="rqa-report-pick", visible=len(reports) > 1,
                        filterable=True)
-    shown = gr.HTML(render_report_html(_source_text(qa, first)), elem_id="rqa-report", padding=False)
-    pick.input(lambda source: render_report_html(_source_text(qa, source)), inputs=[pick], outputs=[shown],
-               api_visibility="private")
+    shown = gr.HTML(render(first), elem_id="rqa-report", padding=False)
+    pick.input(render, inputs=[pick], outputs=[shown], api_visibility="private", show_progress="hidden")
 
     def show(request_value: str):
         source = (request_value or "").split("\n")[0]
-        return (source, render_report_html(_source_text(qa, source))) if source else (gr.skip(), gr.skip())
+        return (source, render(source)) if source else (gr.skip(), gr.skip())
 
-    request.change(show, inputs=[request], outputs=[pick, shown], api_visibility="private")
+    request.change(show, inputs=[request], outputs=[pick, shown], api_visibility="private", show_progress="hidden")
 
 
 def _source_text(qa, source: str | None) -> dict[str, str]:

@@ -19,6 +19,7 @@ class Shown:
 
     answer: Answer
     earlier: list[Turn] = field(default_factory=list)
+    question_id: int | None = None  # its row in the question log (records.QuestionLog), which a vote links to
 
 
 @dataclass(frozen=True)

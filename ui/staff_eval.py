@@ -242,10 +242,12 @@ def build_eval_view(staff: StaffEval, session: gr.State) -> tuple[dict, list]:
                          latex_delimiters=[], column_widths=["9%", "9%", "6%", "30%", "36%", "10%"],
                          elem_id="rqa-set-table")
     status = gr.HTML(elem_id="rqa-run-status")
-    summary = gr.Dataframe(label="各系统总体指标（— 表示不适用）", interactive=False, latex_delimiters=[],
-                           elem_id="rqa-summary")
-    categories = gr.Dataframe(label=f"{PRIMARY} 分类别指标", interactive=False, latex_delimiters=[],
-                              elem_id="rqa-categories")
+    # Empty tables with their Chinese headers until the first run (not Gradio's placeholder headers 1 2 3).
+    no_summary, no_categories = summary_table({"systems": {}}), category_table({"systems": {}})
+    summary = gr.Dataframe(value=no_summary, label="各系统总体指标（— 表示不适用）", interactive=False,
+                           latex_delimiters=[], elem_id="rqa-summary")
+    categories = gr.Dataframe(value=no_categories, label=f"{PRIMARY} 分类别指标", interactive=False,
+                              latex_delimiters=[], elem_id="rqa-categories")
     chart = gr.Image(label="图表", format="png", type="pil", interactive=False,
                      buttons=["download", "fullscreen"], elem_id="rqa-chart")
     failures = gr.HTML(elem_id="rqa-failures", max_height=900)
@@ -274,7 +276,7 @@ def build_eval_view(staff: StaffEval, session: gr.State) -> tuple[dict, list]:
     run.click(run_gated, inputs=[session, category, result], outputs=[run_outputs[n] for n in RUN_OUTPUTS],
               concurrency_limit=None, api_visibility="private")
     cleared = [(where, ""), (errors, ""), (table, set_table([], {})), (items, []), (passed, {}), (status, ""),
-               (summary, None), (categories, None), (chart, None), (failures, "")]
+               (summary, no_summary), (categories, no_categories), (chart, None), (failures, "")]
     return refresh_io, cleared
 
 

@@ -1,4 +1,4 @@
-"""The staff's 反馈 view: citizens' 👍/👎 as a filterable table, exported as CSV or JSONL, and a 👎 turned
+"""The staff's 反馈 view: citizens' votes (赞/踩) as a filterable table, exported as CSV or JSONL, and a 👎 turned
 into an evaluation-set draft."""
 from __future__ import annotations
 
@@ -22,10 +22,9 @@ logger = logging.getLogger(__name__)
 
 
 ALL = "全部"
-VOTE_CHOICES = [(ALL, ALL), ("👍 有帮助", "up"), ("👎 没帮助", "down")]
-
-
-VOTE_ZH = {"up": "👍", "down": "👎"}
+# Words, not 👍/👎: without an emoji font both render as the same empty box.
+VOTE_CHOICES = [(ALL, ALL), ("赞（有帮助）", "up"), ("踩（没帮助）", "down")]
+VOTE_ZH = {"up": "赞", "down": "踩"}
 FEEDBACK_COLUMNS = ["编号", "时间（UTC）", "评价", "问题", "回答", "拒答", "意见"]
 
 
@@ -34,7 +33,7 @@ BAD_DATE_ZH = "日期格式应为 YYYY-MM-DD，例如 2024-05-01。"
 
 def feedback_table(rows: list[FeedbackRow]) -> pd.DataFrame:
     data = [[r.id, r.created_at.replace("T", " ")[:19], VOTE_ZH.get(r.vote, r.vote), r.question, r.answer,
-             "是" if r.refused else "", r.comment] for r in rows]
+             "是" if r.refused else "否", r.comment] for r in rows]
     return pd.DataFrame(data, columns=FEEDBACK_COLUMNS)
 
 
@@ -112,7 +111,7 @@ def build_feedback_view(staff: StaffEval, store: FeedbackStore, session: gr.Stat
     rows = gr.State({})
     with gr.Row():
         row_id = gr.Number(label="反馈编号", precision=0, scale=1, elem_id="rqa-fb-id")
-        to_set = gr.Button("用这条 👎 反馈预填“加入评测集”", scale=2, elem_id="rqa-fb-to-set")
+        to_set = gr.Button("用这条“踩”的反馈预填“加入评测集”", scale=2, elem_id="rqa-fb-to-set")
     picked = gr.State(None)
     form, prefill_io = build_add_form(staff, picked, session, title="加入评测集（由反馈预填）",
                                       elem_prefix="rqa-fb-add")
@@ -123,7 +122,7 @@ def build_feedback_view(staff: StaffEval, store: FeedbackStore, session: gr.Stat
             _warn("请先在表格中选一条反馈（填写或点选它的编号）。")
             return gr.skip(), gr.skip()
         if row.vote != "down":
-            _warn("只有 👎 的反馈需要加入评测集；这条是 👍。")
+            _warn("只有“踩”的反馈需要加入评测集；这条是“赞”。")
             return gr.skip(), gr.skip()
         return row, gr.update(open=True)
 
@@ -132,7 +131,7 @@ def build_feedback_view(staff: StaffEval, store: FeedbackStore, session: gr.Stat
 
     def refresh(token, vote_: str, since_: str, until_: str):
         shown = feedback_refresh(token, vote_, since_, until_)
-        path = (f'<p class="rqa-meta">反馈数据库：{_esc(store.path)}</p>' if staff.allows(token) else gr.skip())
+        path = (f'<p class="rqa-meta">反馈数据库：{_esc(store.database.where)}</p>' if staff.allows(token) else gr.skip())
         return (path, *shown)
 
     refresh_io = dict(fn=refresh, inputs=[session, vote, since, until],

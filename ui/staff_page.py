@@ -1,16 +1,20 @@
-"""The 工作人员 tab: the staff login (``ui.auth``), 退出登录, and the 评测 and 反馈 views behind them."""
+"""The 工作人员 tab: the staff login (``ui.auth``), 退出登录, and the 评测, 反馈 and 问答记录 views behind them.
+
+Without staff credentials the tab is not shown at all (the operator learns how to enable it from the
+README and the server log, not the citizens' page)."""
 from __future__ import annotations
 
 from typing import Sequence
 
 import gradio as gr
 
-from records.feedback import FeedbackStore
+from records import FeedbackStore, QuestionLog
 
 from .auth import StaffSessions
 from .page import warn as _warn
 from .staff_eval import StaffEval, build_eval_view
 from .staff_feedback import build_feedback_view
+from .staff_records import build_records_view
 from .staff_tables import status_html
 
 LOGIN_FAILED_ZH = "用户名或密码不正确。"
@@ -18,9 +22,6 @@ LOGIN_WAIT_ZH = "登录失败次数过多，请 {seconds} 秒后再试。"
 
 
 LOGGED_OUT_ZH = "已退出登录。"
-NOT_CONFIGURED_ZH = ("工作人员页面尚未启用。请在启动服务前设置环境变量 REPORTQA_STAFF_USER（用户名）和 "
-                     "REPORTQA_STAFF_PASSWORD（密码），然后重新启动，例如：REPORTQA_STAFF_USER=admin "
-                     "REPORTQA_STAFF_PASSWORD=一个足够长的密码 reportqa serve")
 
 
 def _client(request: gr.Request | None) -> str:
@@ -30,13 +31,12 @@ def _client(request: gr.Request | None) -> str:
 
 
 def build_staff_tab(demo: gr.Blocks, staff: StaffEval, sessions: StaffSessions, session: gr.State,
-                    feedback: FeedbackStore, reveal: Sequence[gr.components.Component] = ()) -> gr.Tab:
+                    feedback: FeedbackStore, log: QuestionLog, reveal: Sequence[gr.components.Component] = ()) -> gr.Tab:
     """The 工作人员 tab, behind a login: 评测 (the set as a filterable table, 运行评测 with a progress bar,
-    the results) and 反馈 (citizens' votes, export, a 👎 into the set). ``session`` holds the token of the
-    browser session's login (``ui.auth.StaffSessions``); ``reveal`` are shown on login, hidden on logout."""
-    with gr.Tab("工作人员", id="staff", elem_id="rqa-staff") as tab:
-        if not sessions.enabled:
-            gr.HTML(status_html(NOT_CONFIGURED_ZH, ok=False), elem_id="rqa-staff-locked")
+    the results), 反馈 (citizens' votes, export, a 👎 into the set) and 问答记录 (the question log, charts,
+    export). ``session`` holds the token of the browser session's login (``ui.auth.StaffSessions``);
+    ``reveal`` are shown on login, hidden on logout. Hidden when no staff login is configured."""
+    with gr.Tab("工作人员", id="staff", elem_id="rqa-staff", visible=sessions.enabled) as tab:
         with gr.Column(visible=sessions.enabled, elem_id="rqa-login") as login_box:
             gr.HTML('<p class="rqa-meta">工作人员页面需要登录（市民问答无需登录）。</p>')
             with gr.Row():
@@ -53,6 +53,8 @@ def build_staff_tab(demo: gr.Blocks, staff: StaffEval, sessions: StaffSessions, 
                     refresh_io, eval_clear = build_eval_view(staff, session)
                 with gr.Tab("反馈", id="staff-feedback", elem_id="rqa-staff-feedback"):
                     feedback_io, feedback_clear = build_feedback_view(staff, feedback, session)
+                with gr.Tab("问答记录", id="staff-questions", elem_id="rqa-staff-questions"):
+                    records_io, records_clear = build_records_view(staff, log, session)
 
     def log_in(user_name: str, secret: str, request: gr.Request):
         outcome = sessions.log_in(user_name, secret, _client(request))
@@ -70,10 +72,10 @@ def build_staff_tab(demo: gr.Blocks, staff: StaffEval, sessions: StaffSessions, 
     done = login.click(**login_event)
     done_enter = password.submit(**login_event)
     for event in (done, done_enter):
-        event.then(**refresh_io).then(**feedback_io)
+        event.then(**refresh_io).then(**feedback_io).then(**records_io)
     tab.select(**refresh_io)
 
-    cleared = [*eval_clear, *feedback_clear]  # (component, its empty value): staff data off the page
+    cleared = [*eval_clear, *feedback_clear, *records_clear]  # (component, its empty value): staff data off the page
 
     def log_out(token):
         sessions.log_out(token)
