@@ -31,7 +31,8 @@ ENGINE = "rapidocr-onnxruntime 1.4.4, use_cls=False, rec_batch_num=1"
 LOW_CONFIDENCE = 0.8
 # An em dash between digits is read as 一 or - (2021—2025年 → 2021一2025年): put it back.
 _DASH_BETWEEN_DIGITS = re.compile(r"(?<=\d)[一\-－](?=\d)")
-_SPACE_IN_CHINESE = re.compile(r"(?<=[\u3000-\u9fff\uff00-\uffef])\s+|\s+(?=[\u3000-\u9fff\uff00-\uffef])")
+# Spaces OCR puts into Chinese text; only a space between two Latin words or numbers is kept (Page 1 of 9).
+_STRAY_SPACE = re.compile(r"(?<![A-Za-z0-9])\s+|\s+(?![A-Za-z0-9])")
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,10 @@ class OcrUnavailable(ReportFileError):
 
 def normalise(text: str) -> str:
     """An OCR'd line as the parser reads text: NFKC (full-width digits and marks folded, as RapidOCR
-    mixes both), the em dash between digits put back, no spaces next to Chinese characters."""
+    mixes both), the em dash between digits put back, no spaces but between Latin words or numbers."""
     text = unicodedata.normalize("NFKC", text)
     text = _DASH_BETWEEN_DIGITS.sub("—", text)
-    return _SPACE_IN_CHINESE.sub("", text).strip()
+    return _STRAY_SPACE.sub("", text.strip())
 
 
 @functools.lru_cache(maxsize=1)
