@@ -4,7 +4,8 @@ Why not ``Blocks.launch``: a public chat needs a say over every response and
 route, which Gradio's own server does not give. Here, every response carries
 a Content-Security-Policy (scripts, styles, images and connections from this
 origin only, so the page fetches nothing elsewhere and cannot be framed by
-another site) and ``X-Frame-Options``; Gradio's upload route is closed, since
+another site) and ``X-Frame-Options``; Gradio's upload route is closed to all but a
+logged-in staff session's page (``reportqa.uploads``: an HttpOnly cookie), since
 citizens upload nothing; and Gradio's file cache is emptied hourly
 (``ui.app.CACHE_CLEANUP``). docs/SECURITY.md lists what each route exposes.
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .runtime import prepare_process
+from .uploads import cookie_value, install_upload_session_route
 
 logger = logging.getLogger(__name__)
 
@@ -43,23 +45,24 @@ SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
     "permissions-policy": "camera=(), microphone=(), geolocation=()",
 }
-# Gradio's routes that take a file from the browser; no part of the page asks for one.
+# Gradio's routes that take a file from the browser: only the staff's report upload uses them.
 UPLOAD_ROUTES = ("/gradio_api/upload", "/gradio_api/upload_progress")
-UPLOADS_CLOSED = {"error": "此服务不接受上传文件。Uploads are not accepted by this service."}
-MAX_UPLOAD = "1mb"  # Gradio's own cap, should an upload route ever be opened
+UPLOADS_CLOSED = {"error": "此服务不接受上传文件（工作人员请先登录）。Uploads are not accepted: log in as staff first."}
 
 
 class SecurityMiddleware:
     """Pure ASGI (streamed responses pass through untouched): adds SECURITY_HEADERS to every HTTP response
-    and answers 403 to the upload routes."""
+    and answers 403 to the upload routes unless ``upload_allowed`` accepts the request's upload cookie
+    (a live staff session's; ``reportqa.uploads``)."""
 
-    def __init__(self, app):
+    def __init__(self, app, upload_allowed=lambda upload_token: False):
         self.app = app
+        self.upload_allowed = upload_allowed
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        if scope["path"].rstrip("/").endswith(UPLOAD_ROUTES):
+        if scope["path"].rstrip("/").endswith(UPLOAD_ROUTES) and not self.upload_allowed(cookie_value(scope)):
             return await _json_response(send, 403, UPLOADS_CLOSED)
 
         async def send_with_headers(message):
@@ -93,22 +96,32 @@ def create_app(qa, eval_set_path: Path | None = None, eval_out_dir: Path | None 
     from fastapi import FastAPI
 
     from ui.app import build_app
+    from ui.auth import StaffSessions
     from ui.page import CONCURRENCY_LIMIT, CSS, QUEUE_MAX_SIZE, SOURCE_JS, THEME
 
+    from .examples import ExampleBook
+    from .library import ReportLibrary
+
     settings = qa.settings
-    demo = build_app(qa, eval_set_path=eval_set_path or settings.eval_set_path,
+    eval_set_path = Path(eval_set_path or settings.eval_set_path)
+    sessions = StaffSessions(staff_credentials or settings.staff_credentials)
+    examples = ExampleBook(qa, settings.examples_path,
+                           lambda: [eval_set_path, *sorted((eval_set_path.parent / "corpus").glob("*.jsonl"))])
+    demo = build_app(qa, eval_set_path=eval_set_path,
                      eval_out_dir=eval_out_dir or settings.eval_out_path,
                      feedback_path=feedback_path or settings.feedback_path,
-                     staff_credentials=staff_credentials or settings.staff_credentials)
+                     staff_credentials=staff_credentials or settings.staff_credentials,
+                     sessions=sessions, library=ReportLibrary(qa, examples), examples=examples)
     demo.queue(default_concurrency_limit=concurrency_limit or CONCURRENCY_LIMIT, max_size=max_size or QUEUE_MAX_SIZE)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(SecurityMiddleware)
+    app.add_middleware(SecurityMiddleware, upload_allowed=sessions.upload_allowed)
+    install_upload_session_route(app, sessions)
     gr.mount_gradio_app(
         app, demo, path="/",
         footer_links=["api", "settings"],
         run_history=False,  # no run log in the browser, no "save to a Hugging Face bucket" page
         show_error=False,
-        max_file_size=MAX_UPLOAD,
+        max_file_size=int(settings.max_report_mb * 2**20),  # only staff reach the upload route
         ssr_mode=False,  # no Node server
         mcp_server=False,
         pwa=False,

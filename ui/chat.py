@@ -14,7 +14,7 @@ from core.text import clean_user_text, clip, strip_markers
 from core.types import Answer, ReportInfo, Scope, Turn
 from records.feedback import MAX_COMMENT_CHARS, FeedbackStore
 
-from .examples import EXAMPLE_GROUPS
+from .examples import MAX_GROUPS, Groups
 from .page import COPY_JS, GENERIC_ERROR_ZH, warn as _warn
 from .render import (
     render_answer_html,
@@ -22,6 +22,7 @@ from .render import (
     render_error_html,
     render_partial_html,
     render_question_html,
+    related_examples,
 )
 from .session import Shown, Vote
 from .staff_add import build_add_form
@@ -62,12 +63,14 @@ def parse_scope(value: str | None) -> Scope | None:
     return None
 
 
-def _replies(qa, question: str, history: list | None, turns: list | None = None, scope: Scope | None = None):
+def _replies(qa, question: str, history: list | None, turns: list | None = None, scope: Scope | None = None,
+             examples=None):
     """Ask ``qa`` (follow-ups resolved against ``turns``), streaming.
 
     Yields (chat messages, textbox value, answer or None): partial states
     while an LLM composes, then the final state; on an error, one state with
-    the Chinese message and the typed question kept in the textbox.
+    the Chinese message and the typed question kept in the textbox. A refusal
+    suggests questions from ``examples(scope)`` (the page's example groups).
     """
     history = list(history or [])[-MAX_CHAT_MESSAGES:]  # the browser sends the chat back each time: keep it bounded
     question = clean_user_text(question)
@@ -89,8 +92,19 @@ def _replies(qa, question: str, history: list | None, turns: list | None = None,
         _warn(GENERIC_ERROR_ZH)
         yield history + asked + [{"role": "assistant", "content": render_error_html(GENERIC_ERROR_ZH)}], question, None
         return
-    yield history + asked + [{"role": "assistant", "content": render_answer_html(answer)}], "", answer
+    related = related_examples(answer.question, _groups(examples, scope)) if answer.refused else None
+    yield history + asked + [{"role": "assistant", "content": render_answer_html(answer, related)}], "", answer
 
+
+def _groups(examples, scope: Scope | None) -> Groups:
+    """The example groups for ``scope`` ({} without an example source, or when it fails: logged)."""
+    if examples is None:
+        return {}
+    try:
+        return examples(scope)
+    except Exception:  # noqa: BLE001 - examples are a nicety: an answer is never lost for them
+        logger.exception("could not work out the example questions")
+        return {}
 
 def _reply(qa, question: str, history: list | None, turns: list | None = None) -> tuple[list, str, Answer | None]:
     """The final state of ``_replies``: (chat messages, textbox value, answer or None on error)."""
@@ -110,9 +124,10 @@ def make_respond(qa):
     return respond
 
 
-def make_chat(qa):
+def make_chat(qa, examples=None):
     """The chat callback, streaming, that remembers the conversation for follow-ups and the staff form:
     (question, history, turns, scope value) -> yields (history, textbox value, turns, last answer).
+    ``examples(scope)``: the example groups a refusal suggests from.
 
     ``turns`` are the earlier (question, answer text) pairs of this browser
     session; the last answer is a ``Shown`` (the Answer and the turns before it),
@@ -121,7 +136,7 @@ def make_chat(qa):
 
     def chat(question: str, history: list | None, turns: list | None, scope_value: str | None = None):
         turns = list(turns or [])
-        for history_now, box, answer in _replies(qa, question, history, turns, parse_scope(scope_value)):
+        for history_now, box, answer in _replies(qa, question, history, turns, parse_scope(scope_value), examples):
             if answer is None:
                 yield history_now, box, turns, None
             else:
@@ -131,12 +146,17 @@ def make_chat(qa):
     return chat
 
 
-
-
-
-
-
-
+def example_updates(groups: Groups) -> list:
+    """Updates for the chat's example slots (and the block holding them) showing ``groups``."""
+    items = list(groups.items())[:MAX_GROUPS]
+    updates = [gr.update(visible=bool(items))]
+    for i in range(MAX_GROUPS):
+        if i < len(items):
+            label, questions = items[i]
+            updates.append(gr.update(samples=[[q] for q in questions], label=label, visible=True))
+        else:
+            updates.append(gr.update(samples=[], visible=False))
+    return updates
 
 
 def make_remember():
@@ -207,8 +227,14 @@ def make_comment(store: FeedbackStore):
     return comment
 
 
-def build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: list[ReportInfo], session: gr.State):
-    """The citizens' chat, and under it the staff's add-to-set accordion (returned: shown after login)."""
+def build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: list[ReportInfo], session: gr.State,
+                   examples=None):
+    """The citizens' chat, and under it the staff's add-to-set accordion (returned: shown after login).
+
+    ``examples(scope)`` gives the example groups (reportqa.examples: staff's choice per report, else the
+    evaluation items that pass); they follow the 查询范围 chooser. Returns the add form, and the
+    components a page load refreshes: the scope chooser, the examples block and its slots.
+    """
     chatbot = gr.Chatbot(
         elem_id="rqa-chat",
         label="对话",
@@ -247,16 +273,14 @@ def build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: lis
     copy_text = gr.Textbox(label="最近一条回答（纯文本，可复制）", lines=3, max_lines=12, interactive=False,
                            buttons=["copy"], elem_id="rqa-copy-text", visible=True)
     example_sets = []
-    with gr.Column(elem_id="rqa-examples"):
+    first = list(_groups(examples, None).items())[:MAX_GROUPS]
+    with gr.Column(elem_id="rqa-examples", visible=bool(first)) as examples_block:
         gr.HTML('<h2 class="rqa-examples-title">示例问题（点击即问）</h2>', padding=False)
-        for group, questions in EXAMPLE_GROUPS.items():
-            example_sets.append(gr.Examples(
-                examples=[[q] for q in questions],
-                inputs=[question],
-                label=group,
-                api_visibility="private",
-                examples_per_page=10,
-            ))
+        for i in range(MAX_GROUPS):
+            label, questions = first[i] if i < len(first) else ("", [])
+            example_sets.append(gr.Dataset(components=[question], samples=[[q] for q in questions], label=label,
+                                           visible=i < len(first), samples_per_page=12, type="values",
+                                           elem_id=f"rqa-example-group-{i}"))
     gr.Markdown("回答均摘自报告原文，[n] 为出处编号；点开来源可查看原文段落，点“查看原文”可在整篇报告中定位。",
                 elem_id="rqa-footnote")
 
@@ -272,8 +296,11 @@ def build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: lis
                        api_visibility="private")
     question.submit(chat, **chat_io).then(**remember_io).then(**prefill_io)
     send.click(chat, **chat_io).then(**remember_io).then(**prefill_io)
-    for examples in example_sets:
-        examples.load_input_event.then(chat, **chat_io).then(**remember_io).then(**prefill_io)
+    for example_set in example_sets:
+        example_set.click(lambda sample: sample[0] if sample else gr.skip(), inputs=[example_set], outputs=[question],
+                          api_visibility="private").then(chat, **chat_io).then(**remember_io).then(**prefill_io)
+    scope.change(lambda value: example_updates(_groups(examples, parse_scope(value))), inputs=[scope],
+                 outputs=[examples_block, *example_sets], api_visibility="private")
     chatbot.like(make_vote(feedback), inputs=[answers], outputs=[voted, comment_row, comment_box],
                  api_visibility="private")
     comment_io = dict(inputs=[voted, answers, comment_box], outputs=[comment_row, comment_box],
@@ -284,4 +311,4 @@ def build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: lis
     # The chat's trash button starts a new conversation: later questions are not follow-ups of the old one.
     chatbot.clear(lambda: ([], None, {}, None, gr.update(visible=False)),
                   outputs=[turns, last_answer, answers, voted, comment_row], api_visibility="private")
-    return add_form
+    return add_form, [scope, examples_block, *example_sets]
