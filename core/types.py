@@ -52,6 +52,7 @@ class Document:
     issuer: str | None = None  # issuing body, e.g. 大连市人民政府
     year: int | None = None  # the year the report covers
     url: str | None = None  # where the report was published
+    ocr: tuple[tuple[int, int, float], ...] = ()  # scanned PDF pages: (start, end, confidence) of each OCR'd line
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,9 @@ class Chunk:
     # A table row's caption and column headers, read with the text by the embedder, BM25 and the
     # answerer (passage_text) and shown nowhere; "" for prose and in indexes built before it.
     context: str = ""
+    # Read by OCR from a scanned page: the lowest confidence (0-1) of its lines; None for a text layer
+    # (and in indexes built before OCR).
+    ocr: float | None = None
 
     @property
     def section(self) -> str:
@@ -236,6 +240,7 @@ class Citation:
             "year": self.chunk.year,
             "url": self.chunk.url,
             "page": self.chunk.page,
+            "ocr": self.chunk.ocr,
             "section": self.chunk.section,
             "text": self.chunk.text,
             "quote": self.quote,

@@ -9,6 +9,7 @@ from core.text import split_sentences
 from core.types import Chunk, Document, Span
 
 from .formats import page_of
+from .ocr import passage_confidence
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ def chunk_document(doc: Document, settings: ChunkerSettings = ChunkerSettings())
                     year=doc.year,
                     url=doc.url,
                     context=para.context,
+                    ocr=passage_confidence(doc.ocr, start, end) if doc.ocr else None,
                 )
             )
     return chunks

@@ -20,6 +20,7 @@ from core.errors import ReportFileError
 
 from .layout import PAGE_NUMBER, collapse_spacing, em_width
 from .metadata import html_metadata
+from .ocr import OcrPage, OcrSettings, read_pages
 from .structure import SUB_HEADING, TOP_HEADING
 from .tables import is_flat_row
 
@@ -39,6 +40,8 @@ class ParseLimits:
     max_chars: int = 3_000_000  # of text, after conversion
     max_seconds: float = 60.0  # per file (ingest.sandbox)
     max_memory_bytes: int = 2 * 2**30  # address space of the converter process (ingest.sandbox)
+    # PDF pages without a text layer (scans): read by OCR within a time budget per page (ingest.ocr).
+    ocr: OcrSettings = OcrSettings()
 
     def __post_init__(self) -> None:
         for name in ("max_file_bytes", "max_unpacked_bytes", "max_pages", "max_chars", "max_seconds",
@@ -60,6 +63,7 @@ class ConvertedText:
     text: str
     pages: list[tuple[int, int]] = field(default_factory=list)
     meta: dict = field(default_factory=dict)  # issuer/url the file itself names (ingest.metadata)
+    ocr: list[tuple[int, int, float]] = field(default_factory=list)  # (start, end, confidence) of each OCR'd line
 
 
 def page_of(pages: Sequence[tuple[int, int]], offset: int) -> int | None:
@@ -446,6 +450,7 @@ class _Line:
     text: str
     right: float = 0.0  # right edge, estimated from the last piece of text
     fragment: bool = False  # one or two characters: a piece of a table header cell set vertically
+    confidence: float | None = None  # OCR's confidence for a line read from a scan; None: from the text layer
 
     @property
     def width(self) -> float:
@@ -565,9 +570,65 @@ class _Layout:
         return bool(_ENDS_SENTENCE.search(prev.text) and _opens_section(line))
 
 
-def pdf_to_text(path: Path, name: str, limits: ParseLimits = ParseLimits()) -> ConvertedText:
+def _has_image(page) -> bool:
+    """Whether a page holds an image (directly or in a form), so a page without text is a scan worth OCR."""
+
+    def images_in(resources, depth: int) -> bool:
+        if resources is None or depth > 3:
+            return False
+        xobjects = resources.get_object().get("/XObject")
+        for ref in (xobjects.get_object().values() if xobjects is not None else ()):
+            xobject = ref.get_object()
+            if xobject.get("/Subtype") == "/Image":
+                return True
+            if xobject.get("/Subtype") == "/Form" and images_in(xobject.get("/Resources"), depth + 1):
+                return True
+        return False
+
+    try:
+        return images_in(page.get("/Resources"), 0)
+    except Exception:  # noqa: BLE001 - a damaged resource dictionary: read the page rather than lose it
+        return True
+
+
+def _ocr_lines(page: OcrPage) -> list[_Line]:
+    """A page read by OCR as the layout reads a text layer: baselines in PDF points (y up), and one size
+    for body lines. Their boxes differ by a few points (a line opening with “ is up to 1.4 times as
+    tall), which would otherwise end a paragraph at every line; a line over 1.5 times the body's
+    height keeps its own."""
+    heights = [ln.y1 - ln.y0 for ln in page.lines]
+    body = statistics.median(heights) if heights else 0.0
+    lines = []
+    for ln in page.lines:
+        if PAGE_NUMBER.match(ln.text):
+            continue
+        height = ln.y1 - ln.y0
+        size = body if 0.6 * body <= height <= 1.5 * body else height
+        lines.append(_Line(ln.x0, page.height - ln.y1, size, ln.text, ln.x1, confidence=ln.confidence))
+    return lines
+
+
+def _read_scans(path: Path, name: str, reader, pages: list[list[_Line]], limits: ParseLimits,
+                progress) -> int:
+    """OCR the pages that have no text but an image, in place; returns how many were read."""
+    scanned = [number for number, (lines, page) in enumerate(zip(pages, reader.pages), start=1)
+               if not lines and _has_image(page)]
+    if not scanned or not limits.ocr.enabled:
+        return 0
+    if len(scanned) > limits.ocr.max_pages:
+        raise over_limit(name, "pages to read by OCR", len(scanned), limits.ocr.max_pages, "需要文字识别的页数")
+    for page in read_pages(path, scanned, limits.ocr, progress):
+        pages[page.number - 1] = _ocr_lines(page)
+    return len(scanned)
+
+
+def pdf_to_text(path: Path, name: str, limits: ParseLimits = ParseLimits(),
+                progress=lambda event: None) -> ConvertedText:
     """The text layer of a PDF, wrapped lines joined back into paragraphs, with a page map.
 
+    Pages without text that hold an image (scans) are read by OCR (``ingest.ocr``), when
+    ``limits.ocr`` allows; ``ConvertedText.ocr`` then says which lines were read so and how
+    confidently, and ``progress(("ocr", done, total))`` follows the pages.
     The PDF's /Title goes into ``meta["title_hint"]``: the loader uses it when the text has no title line.
     """
     import pypdf
@@ -587,34 +648,43 @@ def pdf_to_text(path: Path, name: str, limits: ParseLimits = ParseLimits()) -> C
         raise _unreadable(name, f"not a readable PDF ({type(exc).__name__}: {exc}); "
                                 "download it again or re-export it as PDF",
                           "无法读取该 PDF 文件（文件损坏），请重新下载或重新导出") from None
+    read_by_ocr = _read_scans(path, name, reader, pages, limits, progress)
+    if not any(pages) and read_by_ocr:
+        raise _unreadable(name, f"no text found in its {len(reader.pages)} page(s), not even by OCR "
+                                "(blank, or too faint to read)", "PDF 中没有可识别的文字（扫描件也未识别出文字）")
     if not any(pages):
-        raise _unreadable(name, f"no text layer in {len(reader.pages)} page(s) (scanned?); OCR it first, "
-                                "e.g. `ocrmypdf --language chi_sim in.pdf out.pdf`",
-                          "PDF 没有文字层（可能是扫描件），请先做文字识别（OCR）后再导入")
+        how = ("OCR is switched off (REPORTQA_OCR=false); switch it on, or OCR it first"
+               if not limits.ocr.enabled else "and no page holds an image to read by OCR")
+        raise _unreadable(name, f"no text layer in {len(reader.pages)} page(s) (scanned?); {how}",
+                          "PDF 没有文字层（可能是扫描件），且未能做文字识别（OCR）")
 
     pages = _drop_running_headers(pages)
     layout = _Layout.of(pages)
-    paragraphs: list[list[tuple[int, str]]] = []  # each paragraph: its lines, each with its page
+    paragraphs: list[list[tuple[int, _Line]]] = []  # each paragraph: its lines, each with its page
     prev: _Line | None = None
     for number, lines in enumerate(pages, start=1):
         for i, line in enumerate(lines):
             if prev is None or layout.starts_paragraph(prev, line, same_page=i > 0):
                 paragraphs.append([])
-            paragraphs[-1].append((number, line.text))
+            paragraphs[-1].append((number, line))
             prev = line
 
     # A page-map entry wherever a page's first text lands, even inside a paragraph that
     # runs on from the previous page, so a chunk there knows its own page.
-    text, page_map = "", []
+    text, page_map, ocr = "", [], []
     for paragraph in paragraphs:
         body = ""
-        for number, piece in paragraph:
+        for number, line in paragraph:
+            piece = line.text
             joined = join_wrapped(body, piece) if body else piece
+            at = len(text) + len(joined) - len(piece)
             if not page_map or page_map[-1][1] != number:
-                page_map.append((len(text) + len(joined) - len(piece), number))
+                page_map.append((at, number))
+            if line.confidence is not None:
+                ocr.append((at, at + len(piece), line.confidence))
             body = joined
         text += body + "\n\n"
-    return ConvertedText(text, page_map, {"title_hint": title_hint} if title_hint else {})
+    return ConvertedText(text, page_map, {"title_hint": title_hint} if title_hint else {}, ocr)
 
 
 def _pdf_title(reader) -> str:
@@ -631,10 +701,12 @@ def _pdf_title(reader) -> str:
 CONVERTERS = {".html": "html", ".htm": "html", ".docx": "docx", ".pdf": "pdf"}
 
 
-def convert_report(path: Path, name: str | None = None, limits: ParseLimits = ParseLimits()) -> ConvertedText:
+def convert_report(path: Path, name: str | None = None, limits: ParseLimits = ParseLimits(),
+                   progress=lambda event: None) -> ConvertedText:
     """Parser-ready text of an .html, .htm, .docx or .pdf report; ReportFileError when unreadable.
 
     Runs in this process; ``ingest.sandbox.ConverterProcess`` runs it in a child with a time and memory cap.
+    ``progress`` hears of OCR pages of a scanned PDF (``pdf_to_text``).
     """
     name = name or path.name
     kind = CONVERTERS[path.suffix.lower()]
@@ -642,4 +714,4 @@ def convert_report(path: Path, name: str | None = None, limits: ParseLimits = Pa
         return html_to_text(path.read_bytes(), name)
     if kind == "docx":
         return docx_to_text(path, name, limits)
-    return pdf_to_text(path, name, limits)
+    return pdf_to_text(path, name, limits, progress)

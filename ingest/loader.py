@@ -204,4 +204,5 @@ def load_report(path: Path, root: Path | None = None, limits: ParseLimits = Pars
         issuer=found.get("issuer"),
         year=found.get("year"),
         url=found.get("url"),
+        ocr=tuple(converted.ocr),
     )

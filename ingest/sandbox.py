@@ -8,12 +8,18 @@ this process boundary is the backstop for everything they miss: the child
 cannot take more than ``max_memory_bytes`` of address space, and it is killed
 after ``max_seconds``. The server that builds the index at start-up then only
 loses that one file, with the reason.
+
+A scanned PDF is read by OCR (``ingest.ocr``) at several seconds a page, so its
+time cap grows with the pages to read: the child says how many before it starts
+("ocr", 0, pages), and the deadline moves by ``limits.ocr.seconds_per_page`` each.
 """
 from __future__ import annotations
 
 import multiprocessing
 import resource
+import time
 from pathlib import Path
+from typing import Callable
 
 from core.errors import ReportFileError
 
@@ -21,7 +27,8 @@ from .formats import ConvertedText, ParseLimits, convert_report
 
 
 def _child(conn, max_memory_bytes: int) -> None:
-    """The converter process: receives (path, name, limits), answers ("ok", text) or ("error", messages)."""
+    """The converter process: receives (path, name, limits), answers ("ok", text) or ("error", messages),
+    after any number of ("progress", event) messages (OCR pages)."""
     resource.setrlimit(resource.RLIMIT_AS, (max_memory_bytes, max_memory_bytes))
     while True:
         try:
@@ -30,7 +37,8 @@ def _child(conn, max_memory_bytes: int) -> None:
             return
         path, name, limits = request
         try:
-            conn.send(("ok", convert_report(Path(path), name, limits)))
+            converted = convert_report(Path(path), name, limits, lambda event: conn.send(("progress", event)))
+            conn.send(("ok", converted))
         except ReportFileError as exc:
             conn.send(("error", (exc.message, exc.message_zh)))
         except MemoryError:
@@ -45,11 +53,18 @@ def _too_big(name: str, limits: ParseLimits) -> ReportFileError:
                            "skipped", f"{name}：文件解析所需内存过大，已跳过")
 
 
-class ConverterProcess:
-    """One long-lived child process converting files in turn; restarted after a kill. Use as a context manager."""
+Progress = Callable[[str, tuple], None]  # (file name, ("ocr", pages done, pages to read))
 
-    def __init__(self, limits: ParseLimits = ParseLimits()):
+
+class ConverterProcess:
+    """One long-lived child process converting files in turn; restarted after a kill. Use as a context manager.
+
+    ``progress`` hears of each OCR'd page of a scanned PDF (the staff page shows it per file).
+    """
+
+    def __init__(self, limits: ParseLimits = ParseLimits(), progress: Progress = lambda name, event: None):
         self.limits = limits
+        self.progress = progress
         self._process = None
         self._conn = None
 
@@ -72,15 +87,24 @@ class ConverterProcess:
         if self._process is None or not self._process.is_alive():
             self._start()
         self._conn.send((str(path), name, self.limits))
-        if not self._conn.poll(self.limits.max_seconds):
-            self.close()
-            raise ReportFileError(f"{name}: reading it took longer than {self.limits.max_seconds:g} s; skipped",
-                                  f"{name}：文件解析超时，已跳过")
-        try:
-            status, payload = self._conn.recv()
-        except (EOFError, OSError):  # the child died: out of memory, or killed
-            self.close()
-            raise _too_big(name, self.limits) from None
+        budget = self.limits.max_seconds
+        deadline = time.monotonic() + budget
+        while True:
+            if not self._conn.poll(max(0.0, deadline - time.monotonic())):
+                self.close()
+                raise ReportFileError(f"{name}: reading it took longer than {budget:g} s; skipped",
+                                      f"{name}：文件解析超时，已跳过")
+            try:
+                status, payload = self._conn.recv()
+            except (EOFError, OSError):  # the child died: out of memory, or killed
+                self.close()
+                raise _too_big(name, self.limits) from None
+            if status != "progress":
+                break
+            if payload[0] == "ocr" and payload[1] == 0:  # pages to read by OCR: each one adds to the budget
+                extra = payload[2] * self.limits.ocr.seconds_per_page
+                budget, deadline = budget + extra, deadline + extra
+            self.progress(name, payload)
         if status == "error":
             raise ReportFileError(*payload)
         return payload

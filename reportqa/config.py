@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from index.vectors import VectorStoreConfig
 from ingest.chunker import ChunkerSettings
 from ingest.formats import ParseLimits
+from ingest.ocr import OcrSettings
 from retrieval.llm import LLMEndpoint
 
 SHIPPED_ANSWER_MODEL = Path(__file__).resolve().parent.parent / "data" / "models" / "answer-model.json"
@@ -65,6 +66,13 @@ class Settings(BaseSettings):
     max_report_chars: int = Field(3_000_000, gt=0)
     parse_timeout_s: float = Field(60, gt=0)
     parse_memory_mb: int = Field(2048, gt=0)
+    # PDF pages without a text layer (scans) are read by OCR (ingest.ocr, RapidOCR): ~5-15 s a page on
+    # this 2-core machine, so each page to read adds ocr_page_timeout_s to the file's parse_timeout_s;
+    # a file with more than ocr_max_pages such pages is skipped. OCR needs ~1.6 GB of the converter's
+    # address space (parse_memory_mb).
+    ocr: bool = True
+    ocr_page_timeout_s: float = Field(60, gt=0)
+    ocr_max_pages: int = Field(300, gt=0)
 
     top_k: int = Field(5, gt=0, le=100)
     answer_model: Path | None = None  # the fitted answer model; default DATA_DIR/models/answer-model.json
@@ -154,6 +162,21 @@ class Settings(BaseSettings):
         return own if self.answer_model or own.is_file() or not SHIPPED_ANSWER_MODEL.is_file() else SHIPPED_ANSWER_MODEL
 
     @property
+    def ocr_cache_path(self) -> Path:
+        """Pages of scanned PDFs as OCR read them, per file hash: a report is read once, not at every ingest."""
+        return self.data_dir / "ocr-cache"
+
+    @property
+    def staging_path(self) -> Path:
+        """Where staff uploads wait, parsed, before they go into the reports folder (reportqa.library)."""
+        return self.data_dir / "staging"
+
+    @property
+    def examples_path(self) -> Path:
+        """The example questions staff chose, per report (reportqa.examples)."""
+        return self.data_dir / "examples.json"
+
+    @property
     def feedback_path(self) -> Path:
         """The SQLite file citizens' votes and the question log go to when no database URL is set."""
         return self.data_dir / "feedback.db"
@@ -176,7 +199,9 @@ class Settings(BaseSettings):
         return ParseLimits(max_file_bytes=int(self.max_report_mb * mib),
                            max_unpacked_bytes=int(self.max_report_unpacked_mb * mib),
                            max_pages=self.max_report_pages, max_chars=self.max_report_chars,
-                           max_seconds=self.parse_timeout_s, max_memory_bytes=self.parse_memory_mb * mib)
+                           max_seconds=self.parse_timeout_s, max_memory_bytes=self.parse_memory_mb * mib,
+                           ocr=OcrSettings(enabled=self.ocr, seconds_per_page=self.ocr_page_timeout_s,
+                                           max_pages=self.ocr_max_pages, cache_dir=str(self.ocr_cache_path)))
 
     @property
     def vector_store(self) -> VectorStoreConfig:

@@ -12,7 +12,8 @@ route, which Gradio's own server does not give. Here, every response carries
 a Content-Security-Policy (scripts, styles, images and connections from this
 origin only, so the page fetches nothing elsewhere and cannot be framed by
 another site) and ``X-Frame-Options``; only ``/embed/`` may be framed, by the
-portals named in REPORTQA_EMBED_ORIGINS. Gradio's upload route is closed, since
+portals named in REPORTQA_EMBED_ORIGINS. Gradio's upload route is closed to all but a
+logged-in staff session's page (``reportqa.uploads``: an HttpOnly cookie), since
 citizens upload nothing; and Gradio's file cache is emptied hourly
 (``ui.app.CACHE_CLEANUP``). docs/SECURITY.md lists what each route exposes.
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .runtime import prepare_process
+from .uploads import cookie_value, install_upload_session_route
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +55,9 @@ SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
     "permissions-policy": "camera=(), microphone=(), geolocation=()",
 }
-# Gradio's routes that take a file from the browser; no part of the page asks for one.
+# Gradio's routes that take a file from the browser: only the staff's report upload uses them.
 UPLOAD_ROUTES = ("/gradio_api/upload", "/gradio_api/upload_progress")
-UPLOADS_CLOSED = {"error": "此服务不接受上传文件。Uploads are not accepted by this service."}
-MAX_UPLOAD = "1mb"  # Gradio's own cap, should an upload route ever be opened
+UPLOADS_CLOSED = {"error": "此服务不接受上传文件（工作人员请先登录）。Uploads are not accepted: log in as staff first."}
 
 
 def embed_headers(origins) -> dict[str, str]:
@@ -72,18 +73,20 @@ def embed_headers(origins) -> dict[str, str]:
 
 class SecurityMiddleware:
     """Pure ASGI (streamed responses pass through untouched): adds SECURITY_HEADERS to every HTTP response
-    (``embed_headers`` under EMBED_PATH) and answers 403 to the upload routes."""
+    (``embed_headers`` under EMBED_PATH) and answers 403 to the upload routes unless ``upload_allowed``
+    accepts the request's upload cookie (a live staff session's; ``reportqa.uploads``)."""
 
-    def __init__(self, app, embed_origins=()):
+    def __init__(self, app, embed_origins=(), upload_allowed=lambda upload_token: False):
         self.app = app
         self.embed_headers = embed_headers(tuple(embed_origins))
+        self.upload_allowed = upload_allowed
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         path = scope["path"]
         headers = self.embed_headers if path == EMBED_PATH or path.startswith(EMBED_PATH + "/") else SECURITY_HEADERS
-        if path.rstrip("/").endswith(UPLOAD_ROUTES):
+        if path.rstrip("/").endswith(UPLOAD_ROUTES) and not self.upload_allowed(cookie_value(scope)):
             return await _json_response(send, 403, UPLOADS_CLOSED, headers)
 
         async def send_with_headers(message):
@@ -122,11 +125,14 @@ def create_app(qa, eval_set_path: Path | None = None, eval_out_dir: Path | None 
     from fastapi import FastAPI
 
     from ui.app import build_app, open_records
+    from ui.auth import StaffSessions
     from ui.embed import EMBED_CSS, build_embed_app
     from ui.page import CONCURRENCY_LIMIT, CSS, QUEUE_MAX_SIZE, SOURCE_JS, THEME
 
     from . import rest
     from .capacity import AnswerPool, AnswerSlots, RateLimiter, SlottedService
+    from .examples import ExampleBook
+    from .library import ReportLibrary
 
     settings = settings or qa.settings
     workers = settings.workers
@@ -134,10 +140,15 @@ def create_app(qa, eval_set_path: Path | None = None, eval_out_dir: Path | None 
     pool = AnswerPool(workers, settings.answer_queue, settings.answer_queue_timeout_s)
     limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     records = feedback_path or settings.records_database  # feedback and the question log
-    demo = build_app(service, eval_set_path=eval_set_path or settings.eval_set_path,
+    eval_set_path = Path(eval_set_path or settings.eval_set_path)
+    sessions = StaffSessions(staff_credentials or settings.staff_credentials)
+    examples = ExampleBook(qa, settings.examples_path,
+                           lambda: [eval_set_path, *sorted((eval_set_path.parent / "corpus").glob("*.jsonl"))])
+    demo = build_app(service, eval_set_path=eval_set_path,
                      eval_out_dir=eval_out_dir or settings.eval_out_path,
                      feedback_path=records,
                      staff_credentials=staff_credentials or settings.staff_credentials,
+                     sessions=sessions, library=ReportLibrary(qa, examples), examples=examples,
                      question_retention_days=settings.question_retention_days)
     embed = build_embed_app(service, feedback_path=records, question_retention_days=settings.question_retention_days)
     for blocks in (demo, embed):
@@ -147,12 +158,14 @@ def create_app(qa, eval_set_path: Path | None = None, eval_out_dir: Path | None 
                   docs_url=None, redoc_url=None, openapi_url=rest.OPENAPI_URL)
     _, log = open_records(records, settings.question_retention_days)
     rest.install(app, service, pool, limiter, settings.max_question_chars, log)  # first: before the mounts at /
-    app.add_middleware(SecurityMiddleware, embed_origins=settings.embed_origins)  # outermost: on every response
+    install_upload_session_route(app, sessions)
+    # Outermost: on every response.
+    app.add_middleware(SecurityMiddleware, embed_origins=settings.embed_origins, upload_allowed=sessions.upload_allowed)
     page = dict(
         footer_links=["api", "settings"],
         run_history=False,  # no run log in the browser, no "save to a Hugging Face bucket" page
         show_error=False,
-        max_file_size=MAX_UPLOAD,
+        max_file_size=int(settings.max_report_mb * 2**20),  # only staff reach the upload route
         ssr_mode=False,  # no Node server
         mcp_server=False,
         pwa=False,

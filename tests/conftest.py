@@ -28,11 +28,15 @@ def report_text() -> str:
     return REPORT.read_text(encoding="utf-8")
 
 
+EXAMPLES = PROJECT_ROOT / "data" / "examples.json"
+
+
 def make_data_dir(root: Path) -> Path:
-    """A data/ folder holding a copy of the real report, as on a fresh clone."""
+    """A data/ folder holding a copy of the real report and its example questions, as on a fresh clone."""
     data = root / "data"
     (data / "raw").mkdir(parents=True)
     shutil.copy(REPORT, data / "raw" / REPORT.name)
+    shutil.copy(EXAMPLES, data / EXAMPLES.name)
     return data
 
 

@@ -100,6 +100,7 @@ def test_no_event_reads_or_writes_staff_data_without_logging_in(site):
     server, data, _ = site
     eval_set = data / "evals" / "qa.jsonl"
     before, rows_before = _sha(eval_set), _feedback_rows(data)
+    reports_before, version_before = sorted(os.listdir(data / "raw")), (data / "index" / "CURRENT").read_text()
     walked = {}
     for base in (server.local_url, server.local_url + "embed/"):  # the page, and the embeddable chat
         cfg = config(base)
@@ -118,6 +119,10 @@ def test_no_event_reads_or_writes_staff_data_without_logging_in(site):
     assert walked[server.local_url] > 40 and walked[server.local_url + "embed/"] > 10  # every event, twice
     assert _sha(eval_set) == before and not (data / "eval").exists()
     assert _feedback_rows(data) == rows_before
+    # No report went in, out or changed, and nothing waits in staging (报告管理 is staff-only too).
+    assert sorted(os.listdir(data / "raw")) == reports_before
+    assert (data / "index" / "CURRENT").read_text() == version_before
+    assert not (data / "staging").exists() or not any((data / "staging").iterdir())
 
 
 @pytest.mark.slow
@@ -361,11 +366,69 @@ def test_the_back_off_doubles_per_address_and_slows_everyone_past_a_global_count
 @pytest.mark.slow
 def test_uploads_are_refused_and_gradios_cache_is_cleaned(site):
     server, _, _ = site
-    reply = httpx.post(server.local_url + "gradio_api/upload", files={"files": ("x.txt", b"x" * (20 * 2**20))},
-                       timeout=60)
-    assert reply.status_code == 403 and "上传" in reply.json()["error"]
+    for cookies in ({}, {"rqa_upload": "forged"}, {"rqa_upload": ""}):
+        reply = httpx.post(server.local_url + "gradio_api/upload", files={"files": ("x.txt", b"x" * (20 * 2**20))},
+                           cookies=cookies, timeout=60)
+        assert reply.status_code == 403 and "上传" in reply.json()["error"]
+    assert httpx.get(server.local_url + "gradio_api/upload_progress?upload_id=x", timeout=30).status_code == 403
+    assert httpx.post(server.local_url + "staff/upload-session", headers={"x-upload-ticket": "forged"},
+                      timeout=30).status_code == 403
     assert server.demo.delete_cache == (3600, 3600)
-    assert config(server.local_url)["max_file_size"] == 2**20
+    assert config(server.local_url)["max_file_size"] == 50 * 2**20  # REPORTQA_MAX_REPORT_MB: only staff upload
+
+
+def _output_of(cfg: dict, dep: dict, reply: dict, elem_id: str):
+    """The value an event sent to the component with ``elem_id``."""
+    (target,) = [c["id"] for c in cfg["components"] if c.get("props", {}).get("elem_id") == elem_id]
+    return reply["output"][dep["outputs"].index(target)]
+
+
+@pytest.mark.slow
+def test_a_staff_session_may_upload_reports_and_only_while_logged_in(site, tmp_path):
+    """The upload route opens for a logged-in staff page (its HttpOnly cookie), files land in staging only,
+    traversal names stay inside Gradio's cache, and logging out closes it again."""
+    server, data, _ = site
+    cfg = config(server.local_url)
+    session = new_session()
+    (login,) = _deps_by_elem(cfg, "rqa-login-button")
+    reply = call_event(server.local_url, login["id"], [USER, PASSWORD], session, login["targets"][0][0])
+    ticket = _output_of(cfg, login, reply, "rqa-upload-ticket")
+    assert isinstance(ticket, str) and len(ticket) > 30
+    exchange = httpx.post(server.local_url + "staff/upload-session", headers={"x-upload-ticket": ticket}, timeout=30)
+    assert exchange.status_code == 204
+    cookie = exchange.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict") and "Path=/" in cookie
+    assert httpx.post(server.local_url + "staff/upload-session", headers={"x-upload-ticket": ticket},
+                      timeout=30).status_code == 403  # a ticket is good once
+    jar = {"rqa_upload": exchange.cookies["rqa_upload"]}
+
+    report = REPORT.read_bytes()
+    uploaded = httpx.post(server.local_url + "gradio_api/upload", cookies=jar, timeout=60,
+                          files=[("files", ("../../../../evil.txt", report)), ("files", ("沈阳-2022.txt", report))])
+    assert uploaded.status_code == 200, uploaded.text
+    paths = uploaded.json()
+    gradio_tmp = data.parent / "gradio_tmp"
+    assert [Path(p).name for p in paths] == ["evil.txt", "沈阳-2022.txt"]
+    assert all(Path(p).resolve().is_relative_to(gradio_tmp.resolve()) for p in paths)
+    assert not (data.parent / "evil.txt").exists() and not (data / "evil.txt").exists()
+    too_big = httpx.post(server.local_url + "gradio_api/upload", cookies=jar, timeout=120,
+                         files={"files": ("big.txt", b"x" * (51 * 2**20))})
+    assert too_big.status_code == 413
+
+    # The page's upload event stages them (parsed in staging, not yet in the reports folder).
+    (stage,) = [d for d in _deps_by_elem(cfg, "rqa-upload") if d["targets"][0][1] == "upload"]
+    files = [{"path": p, "orig_name": Path(p).name, "meta": {"_type": "gradio.FileData"}} for p in paths]
+    for who, expect_staged in ((new_session(), False), (session, True)):
+        out = call_event(server.local_url, stage["id"], [None, files, None, None], who, stage["targets"][0][0])
+        assert ("沈阳-2022.txt" in json.dumps(out["output"], ensure_ascii=False)) is expect_staged
+    assert sorted(p.name for p in (data / "staging").glob("*/*")) == ["evil.txt", "沈阳-2022.txt"]
+    assert sorted(os.listdir(data / "raw")) == [REPORT.name]
+
+    (logout,) = _deps_by_elem(cfg, "rqa-logout")
+    assert call_event(server.local_url, logout["id"], [None], session, logout["targets"][0][0])["success"]
+    after = httpx.post(server.local_url + "gradio_api/upload", cookies=jar, timeout=60,
+                       files={"files": ("x.txt", b"x")})
+    assert after.status_code == 403
 
 
 @pytest.mark.slow

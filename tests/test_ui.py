@@ -271,19 +271,30 @@ def test_served_page_loads_nothing_from_the_internet(served):
 
 # ---------------------------------------------------------------- examples, copy text, the report view
 
-def test_every_example_is_answered_and_the_off_topic_one_is_refused(qa):
-    for group, questions in ui_examples.EXAMPLE_GROUPS.items():
+def _shipped_examples(qa) -> dict[str, list[str]]:
+    """The shipped report's example questions, as chosen in data/examples.json."""
+    from reportqa.examples import ExampleBook
+
+    book = ExampleBook(qa, RAW.parent / "examples.json", lambda: [])
+    return book.groups("dalian-2023-law-based-government-report.txt")
+
+
+def test_every_shipped_example_is_answered_and_the_off_topic_one_is_refused(qa):
+    groups = _shipped_examples(qa)
+    for group, questions in groups.items():
         for q in questions:
             assert qa.ask(q).refused is (group == ui_examples.OFF_TOPIC_GROUP), (group, q)
-    assert {"便民服务", "执法", "复议与调解", "数字政府", "2024年打算"} <= set(ui_examples.EXAMPLE_GROUPS)
+    assert {"便民服务", "执法", "复议与调解", "数字政府", "2024年打算"} <= set(groups)
 
 
-def test_a_refusal_suggests_related_example_questions(refused):
-    out = ui_render.render_answer_html(refused)
-    related = ui_render.related_examples(refused.question)
+def test_a_refusal_suggests_related_example_questions(qa, refused):
+    groups = _shipped_examples(qa)
+    related = ui_render.related_examples(refused.question, groups)
+    out = ui_render.render_answer_html(refused, related)
     assert len(related) == 3 and "大连地铁几点停运？" not in related
     assert all(f'<a class="rqa-ask" href="{ui_render.ask_anchor(q)}">{html.escape(q)}</a>' in out for q in related)
-    assert ui_render.related_examples("行政执法资格")[0] == "有多少人获得行政执法资格？"
+    assert ui_render.related_examples("行政执法资格", groups)[0] == "有多少人获得行政执法资格？"
+    assert ui_render.related_examples("行政执法资格", {}) == []  # a report without examples suggests none
 
 
 def test_plain_text_to_copy_has_the_answer_and_its_sources(stations, refused):

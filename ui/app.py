@@ -19,10 +19,10 @@ from records import DEFAULT_RETENTION_DAYS, Database, FeedbackStore, QuestionLog
 
 from .api import make_ask_api
 from .auth import StaffSessions
-from .chat import build_chat_tab, make_chat
+from .chat import build_chat_tab, example_updates, make_chat, parse_scope, scope_choices
 from .page import APP_TITLE, CACHE_CLEANUP, CSS, GENERIC_ERROR_ZH, SOURCE_JS, THEME
 from .render import render_header_html
-from .report_tab import build_report_tab, indexed_reports
+from .report_tab import build_report_tab, indexed_reports, report_pick_update
 from .staff_eval import StaffEval
 from .staff_page import build_staff_tab
 
@@ -59,8 +59,8 @@ def open_records(database: Path | str, retention_days: int) -> tuple[FeedbackSto
 
 
 def build_app(qa, *, eval_set_path: Path | str, eval_out_dir: Path | str, feedback_path: Path | str,
-              staff_credentials: tuple[str, str] | None = None,
-              question_retention_days: int = DEFAULT_RETENTION_DAYS) -> gr.Blocks:
+              staff_credentials: tuple[str, str] | None = None, sessions: StaffSessions | None = None,
+              library=None, examples=None, question_retention_days: int = DEFAULT_RETENTION_DAYS) -> gr.Blocks:
     """The Blocks app for ``qa`` (the service: reportqa.service.ReportQA); reportqa.server serves it.
 
     Args:
@@ -69,30 +69,51 @@ def build_app(qa, *, eval_set_path: Path | str, eval_out_dir: Path | str, feedba
         feedback_path: where citizens' 👍/👎 and the question log go: a SQLite file, or a database URL
             (``postgresql://…``, REPORTQA_DATABASE_URL).
         staff_credentials: (user, password) of the staff login; None hides the staff tab.
+        sessions: the staff sessions (default: new ones for ``staff_credentials``); the server shares
+            them with its upload check.
+        library: staff report management (reportqa.library.ReportLibrary); None: no 报告管理 view.
+        examples: the example questions per report (reportqa.examples.ExampleBook); None: none shown.
         question_retention_days: logged questions older than this are deleted.
     """
     titles, error_zh = _titles(qa)
     feedback, log = open_records(feedback_path, question_retention_days)
-    chat = make_chat(qa, log)
     page_title = f"{titles[0]} · {APP_TITLE}" if titles else APP_TITLE
-    sessions = StaffSessions(staff_credentials)
+    sessions = sessions or StaffSessions(staff_credentials)
     if not sessions.enabled:
         logger.warning(STAFF_OFF_LOG)
+
+    def examples_for(scope):
+        return examples.for_scope(indexed_reports(qa), scope) if examples is not None else {}
+
+    chat = make_chat(qa, log, examples_for)
     staff = StaffEval(qa, eval_set_path, eval_out_dir, allows=sessions.valid)
 
     # Gradio's cached files (downloads, and anything posted to its upload route) are deleted after an hour.
     with gr.Blocks(title=page_title, analytics_enabled=False, delete_cache=CACHE_CLEANUP) as demo:
-        gr.HTML(render_header_html(titles, error_zh), elem_id="rqa-header")
+        header = gr.HTML(render_header_html(titles, error_zh), elem_id="rqa-header")
         session = gr.State(None)  # this browser session's staff login token (ui.auth.StaffSessions); server-side
         # Outside the tabs, so it is on the page before the 报告原文 tab is first opened.
         report_request = gr.Textbox(visible="hidden", elem_id="rqa-report-request")
         with gr.Tabs(elem_id="rqa-tabs"):
             with gr.Tab("市民问答", id="chat", elem_id="rqa-chat-tab"):
-                add_form = build_chat_tab(chat, staff, feedback, indexed_reports(qa), session, log)
+                add_form, (scope, *example_slots) = build_chat_tab(chat, staff, feedback, indexed_reports(qa),
+                                                                   session, log, examples_for)
             with gr.Tab("报告原文", id="report", elem_id="rqa-report-tab"):
-                build_report_tab(qa, report_request)
-            build_staff_tab(demo, staff, sessions, session, feedback=feedback, log=log, reveal=[add_form])
+                report_pick, report_shown = build_report_tab(qa, report_request)
+            build_staff_tab(demo, staff, sessions, session, feedback=feedback, log=log, reveal=[add_form],
+                            library=library, book=examples)
         gr.api(make_ask_api(qa, log), api_name="ask")
+
+        def fresh_page():
+            """What a page shows of the indexed reports, read at each page load: staff may have swapped in a
+            new index since the server started (reportqa.library)."""
+            reports = indexed_reports(qa)
+            return (render_header_html([r.display_title for r in reports], None if reports else error_zh),
+                    gr.update(choices=scope_choices(reports), value="", visible=len(reports) > 1),
+                    *example_updates(examples_for(parse_scope(""))), *report_pick_update(qa, reports))
+
+        demo.load(fresh_page, outputs=[header, scope, *example_slots, report_pick, report_shown],
+                  api_visibility="private")
 
     # A plain ``demo.launch()`` still gets our theme, CSS and script (Gradio 6 reads these at launch).
     demo._deprecated_theme = THEME

@@ -27,6 +27,9 @@ from core.text import clip
 logger = logging.getLogger(__name__)
 
 MAX_TRACKED_CLIENTS = 10_000  # addresses remembered for the back-off; the oldest are forgotten first
+UPLOAD_TICKET_S = 60.0  # a login's upload ticket must be exchanged for the upload cookie within this
+UPLOAD_SESSION_ROUTE = "/staff/upload-session"  # where the page exchanges it (reportqa.uploads)
+TICKET_HEADER = "x-upload-ticket"
 
 
 def check_password(credentials: tuple[str, str] | None, user: str, password: str) -> bool:
@@ -102,7 +105,14 @@ class _Session:
 
 class StaffSessions:
     """Logged-in staff sessions, by random token; a session ends at logout, after ``idle_s`` without use,
-    or ``max_age_s`` after login, whichever comes first."""
+    or ``max_age_s`` after login, whichever comes first.
+
+    Uploads: Gradio's upload route is plain HTTP and cannot see a session's token (a server-side
+    ``State``). So a login also hands the page a one-time ticket (``upload_ticket``), which the page
+    exchanges at once for a separate random upload token (``redeem_ticket``), kept in an HttpOnly,
+    SameSite=Strict cookie; the server lets an upload through only when that token belongs to a live
+    session (``upload_allowed``). Logout or expiry ends the upload token with the session.
+    """
 
     def __init__(self, credentials: tuple[str, str] | None, idle_s: float = 1800.0, max_age_s: float = 8 * 3600.0,
                  throttle: LoginThrottle | None = None, clock: Callable[[], float] = time.monotonic):
@@ -111,6 +121,8 @@ class StaffSessions:
         self.clock = clock
         self.throttle = throttle or LoginThrottle(clock=clock)
         self._sessions: dict[str, _Session] = {}
+        self._tickets: dict[str, tuple[str, float]] = {}  # ticket -> (session token, when issued)
+        self._uploads: dict[str, str] = {}  # upload token -> session token
         self._lock = threading.Lock()
 
     @property
@@ -157,8 +169,48 @@ class StaffSessions:
         with self._lock:
             if isinstance(token, str):
                 self._sessions.pop(token, None)
+                self._forget_uploads()
 
     def _expire(self, now: float) -> None:
         for token in [t for t, s in self._sessions.items()
                       if now - s.last_seen > self.idle_s or now - s.created > self.max_age_s]:
             del self._sessions[token]
+        self._forget_uploads()
+
+    def _forget_uploads(self) -> None:
+        """Upload tokens and tickets of sessions that ended (under the lock)."""
+        now = self.clock()
+        self._uploads = {u: t for u, t in self._uploads.items() if t in self._sessions}
+        self._tickets = {k: (t, at) for k, (t, at) in self._tickets.items()
+                         if t in self._sessions and now - at <= UPLOAD_TICKET_S}
+
+    def upload_ticket(self, token: object) -> str | None:
+        """A one-time ticket the page of a live session exchanges for its upload cookie; None otherwise."""
+        if not self.valid(token):
+            return None
+        ticket = secrets.token_urlsafe(32)
+        with self._lock:
+            self._forget_uploads()
+            self._tickets[ticket] = (token, self.clock())
+        return ticket
+
+    def redeem_ticket(self, ticket: object) -> str | None:
+        """A new upload token for the session that was given ``ticket`` (once, within UPLOAD_TICKET_S)."""
+        if not isinstance(ticket, str) or not ticket:
+            return None
+        with self._lock:
+            found = self._tickets.pop(ticket, None)
+        if found is None or self.clock() - found[1] > UPLOAD_TICKET_S or not self.valid(found[0]):
+            return None
+        upload = secrets.token_urlsafe(32)
+        with self._lock:
+            self._uploads[upload] = found[0]
+        return upload
+
+    def upload_allowed(self, upload_token: object) -> bool:
+        """Whether an upload carrying ``upload_token`` (the cookie) comes from a live staff session."""
+        if not isinstance(upload_token, str) or not upload_token:
+            return False
+        with self._lock:
+            token = self._uploads.get(upload_token)
+        return token is not None and self.valid(token)

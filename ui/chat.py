@@ -15,7 +15,7 @@ from core.text import clean_user_text, clip, strip_markers
 from core.types import Answer, ReportInfo, Scope, Turn
 from records import MAX_COMMENT_CHARS, FeedbackStore, QuestionLog
 
-from .examples import EXAMPLE_GROUPS
+from .examples import MAX_GROUPS, Groups
 from .page import COPY_JS, GENERIC_ERROR_ZH, warn as _warn
 from .render import (
     render_answer_html,
@@ -23,6 +23,7 @@ from .render import (
     render_error_html,
     render_partial_html,
     render_question_html,
+    related_examples,
 )
 from .session import Shown, Vote
 from .staff_add import build_add_form
@@ -88,23 +89,24 @@ def make_render(qa):
     """The final answer as HTML, with a refusal's sections linked to where they start (``section_places``)
     and the reports' titles kept out of its suggestions."""
 
-    def render(answer: Answer) -> str:
+    def render(answer: Answer, related: list[str] | None = None) -> str:
         try:
             places, titles = section_places(qa), set(qa.titles())
         except ReportQAError:
             places, titles = {}, set()
-        return render_answer_html(answer, places=places, titles=titles)
+        return render_answer_html(answer, related, places=places, titles=titles)
 
     return render
 
 
 def _replies(qa, question: str, history: list | None, turns: list | None = None, scope: Scope | None = None,
-             render=render_answer_html):
+             render=render_answer_html, examples=None):
     """Ask ``qa`` (follow-ups resolved against ``turns``), streaming.
 
     Yields (chat messages, textbox value, answer or None): partial states
     while an LLM composes, then the final state; on an error, one state with
-    the Chinese message and the typed question kept in the textbox.
+    the Chinese message and the typed question kept in the textbox. A refusal
+    suggests questions from ``examples(scope)`` (the page's example groups).
     """
     history = list(history or [])[-MAX_CHAT_MESSAGES:]  # the browser sends the chat back each time: keep it bounded
     question = clean_user_text(question)
@@ -126,8 +128,19 @@ def _replies(qa, question: str, history: list | None, turns: list | None = None,
         _warn(GENERIC_ERROR_ZH)
         yield history + asked + [{"role": "assistant", "content": render_error_html(GENERIC_ERROR_ZH)}], question, None
         return
-    yield history + asked + [{"role": "assistant", "content": render(answer)}], "", answer
+    related = related_examples(answer.question, _groups(examples, scope)) if answer.refused else None
+    yield history + asked + [{"role": "assistant", "content": render(answer, related)}], "", answer
 
+
+def _groups(examples, scope: Scope | None) -> Groups:
+    """The example groups for ``scope`` ({} without an example source, or when it fails: logged)."""
+    if examples is None:
+        return {}
+    try:
+        return examples(scope)
+    except Exception:  # noqa: BLE001 - examples are a nicety: an answer is never lost for them
+        logger.exception("could not work out the example questions")
+        return {}
 
 def _reply(qa, question: str, history: list | None, turns: list | None = None) -> tuple[list, str, Answer | None]:
     """The final state of ``_replies``: (chat messages, textbox value, answer or None on error)."""
@@ -147,9 +160,10 @@ def make_respond(qa):
     return respond
 
 
-def make_chat(qa, log: QuestionLog | None = None):
+def make_chat(qa, log: QuestionLog | None = None, examples=None):
     """The chat callback, streaming, that remembers the conversation for follow-ups and the staff form:
     (question, history, turns, scope value) -> yields (history, textbox value, turns, last answer).
+    ``examples(scope)``: the example groups a refusal suggests from.
 
     ``turns`` are the earlier (question, answer text) pairs of this browser
     session; the last answer is a ``Shown`` (the Answer and the turns before it),
@@ -162,7 +176,7 @@ def make_chat(qa, log: QuestionLog | None = None):
         turns = list(turns or [])
         scope = parse_scope(scope_value)
         started = time.perf_counter()
-        for history_now, box, answer in _replies(qa, question, history, turns, scope, render):
+        for history_now, box, answer in _replies(qa, question, history, turns, scope, render, examples):
             if answer is None:
                 yield history_now, box, turns, None
             else:
@@ -171,6 +185,19 @@ def make_chat(qa, log: QuestionLog | None = None):
                        Shown(answer, turns, question_id))
 
     return chat
+
+
+def example_updates(groups: Groups) -> list:
+    """Updates for the chat's example slots (and the block holding them) showing ``groups``."""
+    items = list(groups.items())[:MAX_GROUPS]
+    updates = [gr.update(visible=bool(items))]
+    for i in range(MAX_GROUPS):
+        if i < len(items):
+            label, questions = items[i]
+            updates.append(gr.update(samples=[[q] for q in questions], label=label, visible=True))
+        else:
+            updates.append(gr.update(samples=[], visible=False))
+    return updates
 
 
 def make_remember(qa=None):
@@ -253,8 +280,13 @@ def make_comment(store: FeedbackStore):
 
 
 def build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: list[ReportInfo], session: gr.State,
-                   log: QuestionLog | None = None):
-    """The citizens' chat, and under it the staff's add-to-set accordion (returned: shown after login)."""
+                   log: QuestionLog | None = None, examples=None):
+    """The citizens' chat, and under it the staff's add-to-set accordion (returned: shown after login).
+
+    ``examples(scope)`` gives the example groups (reportqa.examples: staff's choice per report, else the
+    evaluation items that pass); they follow the 查询范围 chooser. Returns the add form, and the
+    components a page load refreshes: the scope chooser, the examples block and its slots.
+    """
     chatbot = gr.Chatbot(
         elem_id="rqa-chat",
         label="对话",
@@ -295,16 +327,14 @@ def build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: lis
     copy_text = gr.Textbox(label="最近一条回答（纯文本，可复制）", lines=3, max_lines=12, interactive=False,
                            buttons=["copy"], elem_id="rqa-copy-text", visible=True)
     example_sets = []
-    with gr.Column(elem_id="rqa-examples"):
+    first = list(_groups(examples, None).items())[:MAX_GROUPS]
+    with gr.Column(elem_id="rqa-examples", visible=bool(first)) as examples_block:
         gr.HTML('<h2 class="rqa-examples-title">示例问题（点击即问）</h2>', padding=False)
-        for group, questions in EXAMPLE_GROUPS.items():
-            example_sets.append(gr.Examples(
-                examples=[[q] for q in questions],
-                inputs=[question],
-                label=group,
-                api_visibility="private",
-                examples_per_page=10,
-            ))
+        for i in range(MAX_GROUPS):
+            label, questions = first[i] if i < len(first) else ("", [])
+            example_sets.append(gr.Dataset(components=[question], samples=[[q] for q in questions], label=label,
+                                           visible=i < len(first), samples_per_page=12, type="values",
+                                           elem_id=f"rqa-example-group-{i}"))
     gr.Markdown("回答均摘自报告原文，[n] 为出处编号；点开来源可查看原文段落，点“查看原文”可在整篇报告中定位。",
                 elem_id="rqa-footnote")
 
@@ -320,8 +350,11 @@ def build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: lis
                        api_visibility="private")
     question.submit(chat, **chat_io).then(**remember_io).then(**prefill_io)
     send.click(chat, **chat_io).then(**remember_io).then(**prefill_io)
-    for examples in example_sets:
-        examples.load_input_event.then(chat, **chat_io).then(**remember_io).then(**prefill_io)
+    for example_set in example_sets:
+        example_set.click(lambda sample: sample[0] if sample else gr.skip(), inputs=[example_set], outputs=[question],
+                          api_visibility="private").then(chat, **chat_io).then(**remember_io).then(**prefill_io)
+    scope.change(lambda value: example_updates(_groups(examples, parse_scope(value))), inputs=[scope],
+                 outputs=[examples_block, *example_sets], api_visibility="private")
     chatbot.like(make_vote(feedback, log), inputs=[answers], outputs=[voted, comment_row, comment_box],
                  api_visibility="private")
     comment_io = dict(inputs=[voted, answers, comment_box], outputs=[comment_row, comment_box],
@@ -332,4 +365,4 @@ def build_chat_tab(chat, staff: StaffEval, feedback: FeedbackStore, reports: lis
     # The chat's trash button starts a new conversation: later questions are not follow-ups of the old one.
     chatbot.clear(lambda: ([], None, {}, None, gr.update(visible=False)),
                   outputs=[turns, last_answer, answers, voted, comment_row], api_visibility="private")
-    return add_form
+    return add_form, [scope, examples_block, *example_sets]

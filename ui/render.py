@@ -19,7 +19,7 @@ import urllib.parse
 from core.text import CITATION_MARKER, char_bigrams
 from core.types import Answer, Citation, report_label
 
-from .examples import EXAMPLE_GROUPS, OFF_TOPIC_GROUP
+from .examples import OFF_TOPIC_GROUP, Groups
 from .page import esc as _esc
 
 SCOPE_ZH = (
@@ -81,6 +81,9 @@ def render_citation_html(citation: Citation, open_: bool = False) -> str:
     meta = f"第{int(chunk.paragraph)}段 · {_esc(report_label(chunk))}"
     if chunk.url and chunk.url.startswith(("http://", "https://")):
         meta += f' · <a href="{_esc(chunk.url)}" target="_blank" rel="noopener noreferrer">发布页面</a>'
+    if chunk.ocr is not None:  # read from a scanned page: the words may hold recognition errors
+        meta += (f' · <span class="rqa-ocr" title="此段文字由扫描件文字识别（OCR）得到，可能有个别错字，请以原件为准">'
+                 f"扫描件文字识别，置信度 {float(chunk.ocr):.2f}</span>")
     return (
         f'<details class="rqa-card"{" open" if open_ else ""}>'
         f'<summary><span class="rqa-n">[{int(citation.n)}]</span>{_esc(chunk.section)}</summary>'
@@ -98,14 +101,14 @@ def source_anchor(citation: Citation) -> str:
     return f"#rqa-src-{int(citation.start)}-{int(citation.end)}-{urllib.parse.quote(citation.chunk.source)}"
 
 
-def related_examples(question: str, k: int = 3) -> list[str]:
-    """The ``k`` answerable example questions sharing most character pairs with ``question``
+def related_examples(question: str, groups: Groups, k: int = 3) -> list[str]:
+    """The ``k`` answerable example questions of ``groups`` sharing most character pairs with ``question``
     (the first of each topic when nothing overlaps): what to try after a refusal."""
-    answerable = [q for group, qs in EXAMPLE_GROUPS.items() if group != OFF_TOPIC_GROUP for q in qs if q != question]
+    answerable = [q for group, qs in groups.items() if group != OFF_TOPIC_GROUP for q in qs if q != question]
     asked = char_bigrams(question or "")
     scored = sorted(answerable, key=lambda q: -len(asked & char_bigrams(q)))  # stable: ties keep topic order
     if not scored or not asked & char_bigrams(scored[0]):
-        firsts = [qs[0] for group, qs in EXAMPLE_GROUPS.items() if group != OFF_TOPIC_GROUP]
+        firsts = [qs[0] for group, qs in groups.items() if group != OFF_TOPIC_GROUP and qs]
         return firsts[:k]
     return scored[:k]
 
@@ -163,12 +166,11 @@ def render_answer_html(answer: Answer, related: list[str] | None = None, places:
     """The bot's reply as HTML: answer text with [n] markers, then numbered source cards.
 
     A "related" reply (the report covers the topic, not what was asked) is labelled 报告中的相关内容.
-    ``related``: example questions a refusal suggests (default: ``related_examples`` of the question);
+    ``related``: example questions a refusal suggests (``related_examples`` of the page's examples);
     ``places`` and ``titles``: where suggested sections start, and the report titles never to suggest.
     """
     if answer.refused:
-        return render_refusal_html(answer, related_examples(answer.question) if related is None else related,
-                                   places, titles)
+        return render_refusal_html(answer, related, places, titles)
     numbers = {c.n for c in answer.citations}
     parts = ['<div class="rqa-answer rqa-related-reply">' if answer.reply == "related" else '<div class="rqa-answer">']
     intro, text = related_intro(answer)

@@ -12,7 +12,7 @@ from .render import render_report_html
 logger = logging.getLogger(__name__)
 
 
-def build_report_tab(qa, request: gr.Textbox) -> None:
+def build_report_tab(qa, request: gr.Textbox) -> tuple[gr.Dropdown, gr.HTML]:
     """One report in full at a time (a portal may hold thousands), chosen from a list.
 
     查看原文 on a source card asks for the cited report through a hidden box
@@ -36,6 +36,15 @@ def build_report_tab(qa, request: gr.Textbox) -> None:
         return (source, render(source)) if source else (gr.skip(), gr.skip())
 
     request.change(show, inputs=[request], outputs=[pick, shown], api_visibility="private", show_progress="hidden")
+    return pick, shown
+
+
+def report_pick_update(qa, reports: list) -> tuple:
+    """The report list and the first report's text, as a page load refreshes them (the index may have
+    changed since the page was built)."""
+    first = reports[0].source if reports else None
+    return (gr.update(choices=[(f"《{r.display_title}》", r.source) for r in reports], value=first,
+                      visible=len(reports) > 1), render_report_html(_source_text(qa, first)))
 
 
 def _source_text(qa, source: str | None) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The 工作人员 tab: the staff login (``ui.auth``), 退出登录, and the 评测, 反馈 and 问答记录 views behind them.
+"""The 工作人员 tab: the staff login (``ui.auth``), 退出登录, and the 评测, 反馈, 问答记录 and 报告管理 views behind them.
 
 Without staff credentials the tab is not shown at all (the operator learns how to enable it from the
 README and the server log, not the citizens' page)."""
@@ -15,6 +15,7 @@ from .page import warn as _warn
 from .staff_eval import StaffEval, build_eval_view
 from .staff_feedback import build_feedback_view
 from .staff_records import build_records_view
+from .staff_reports import build_reports_view, redeem_js
 from .staff_tables import status_html
 
 LOGIN_FAILED_ZH = "用户名或密码不正确。"
@@ -31,11 +32,14 @@ def _client(request: gr.Request | None) -> str:
 
 
 def build_staff_tab(demo: gr.Blocks, staff: StaffEval, sessions: StaffSessions, session: gr.State,
-                    feedback: FeedbackStore, log: QuestionLog, reveal: Sequence[gr.components.Component] = ()) -> gr.Tab:
+                    feedback: FeedbackStore, log: QuestionLog, reveal: Sequence[gr.components.Component] = (),
+                    library=None, book=None) -> gr.Tab:
     """The 工作人员 tab, behind a login: 评测 (the set as a filterable table, 运行评测 with a progress bar,
-    the results), 反馈 (citizens' votes, export, a 👎 into the set) and 问答记录 (the question log, charts,
-    export). ``session`` holds the token of the browser session's login (``ui.auth.StaffSessions``);
-    ``reveal`` are shown on login, hidden on logout. Hidden when no staff login is configured."""
+    the results), 反馈 (citizens' votes, export, a 👎 into the set), 问答记录 (the question log, charts,
+    export) and, given a ``library`` and example ``book`` (reportqa.library, reportqa.examples), 报告管理
+    (upload, correct, remove, re-ingest, examples). ``session`` holds the token of the browser session's
+    login (``ui.auth.StaffSessions``); ``reveal`` are shown on login, hidden on logout. Hidden when no
+    staff login is configured."""
     with gr.Tab("工作人员", id="staff", elem_id="rqa-staff", visible=sessions.enabled) as tab:
         with gr.Column(visible=sessions.enabled, elem_id="rqa-login") as login_box:
             gr.HTML('<p class="rqa-meta">工作人员页面需要登录（市民问答无需登录）。</p>')
@@ -55,6 +59,12 @@ def build_staff_tab(demo: gr.Blocks, staff: StaffEval, sessions: StaffSessions, 
                     feedback_io, feedback_clear = build_feedback_view(staff, feedback, session)
                 with gr.Tab("问答记录", id="staff-questions", elem_id="rqa-staff-questions"):
                     records_io, records_clear = build_records_view(staff, log, session)
+                reports_io, reports_clear = None, []
+                if library is not None:
+                    with gr.Tab("报告管理", id="staff-reports", elem_id="rqa-staff-reports"):
+                        reports_io, reports_clear = build_reports_view(staff, session, library, book)
+        # The login's upload ticket (ui.auth), traded by the page for its upload cookie at once.
+        upload_ticket = gr.Textbox(visible="hidden", elem_id="rqa-upload-ticket")
 
     def log_in(user_name: str, secret: str, request: gr.Request):
         outcome = sessions.log_in(user_name, secret, _client(request))
@@ -62,20 +72,28 @@ def build_staff_tab(demo: gr.Blocks, staff: StaffEval, sessions: StaffSessions, 
             message = (LOGIN_WAIT_ZH.format(seconds=max(1, round(outcome.wait_s))) if outcome.wait_s
                        else LOGIN_FAILED_ZH)
             _warn(message)
-            return (gr.skip(), gr.skip(), gr.skip(), status_html(message, ok=False), "",
+            return (gr.skip(), gr.skip(), gr.skip(), status_html(message, ok=False), "", "",
                     *(gr.skip() for _ in reveal))
-        return (outcome.token, gr.update(visible=False), gr.update(visible=True), "", "",
+        ticket = sessions.upload_ticket(outcome.token) if library is not None else None
+        return (outcome.token, gr.update(visible=False), gr.update(visible=True), "", "", ticket or "",
                 *(gr.update(visible=True) for _ in reveal))
 
     login_event = dict(fn=log_in, inputs=[user, password],
-                       outputs=[session, login_box, content, login_status, password, *reveal], api_visibility="private")
+                       outputs=[session, login_box, content, login_status, password, upload_ticket, *reveal],
+                       api_visibility="private")
     done = login.click(**login_event)
     done_enter = password.submit(**login_event)
     for event in (done, done_enter):
-        event.then(**refresh_io).then(**feedback_io).then(**records_io)
+        followed = event.then(None, inputs=[upload_ticket], js=redeem_js()).then(**refresh_io).then(**feedback_io)
+        followed = followed.then(**records_io)
+        if reports_io is not None:
+            followed.then(**reports_io)
     tab.select(**refresh_io)
+    if reports_io is not None:
+        tab.select(**reports_io)
 
-    cleared = [*eval_clear, *feedback_clear, *records_clear]  # (component, its empty value): staff data off the page
+    # (component, its empty value): staff data off the page
+    cleared = [*eval_clear, *feedback_clear, *records_clear, *reports_clear, (upload_ticket, "")]
 
     def log_out(token):
         sessions.log_out(token)
