@@ -27,6 +27,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:::gradio.queu
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "reports" / "screenshots"
 STATIONS = "全市建成了多少个便民服务站？"
 OFF_TOPIC = "大连地铁几点停运？"
+# Refused, naming the year, on a topic the report covers: its sections are worth suggesting (an off-topic
+# question gets no section suggestions, only example questions).
+NEAR_MISS = "2021年大连建成了多少个便民服务站？"
 TITLE = "大连市2023年法治政府建设情况报告"
 USER, PASSWORD = "staff", "正确的密码-123"
 ANSWER_TIMEOUT = 60_000
@@ -185,7 +188,7 @@ def test_phone_refusal_taps_open_the_section_and_ask_the_question(app, phone):
     server, _ = app
     phone.goto(server.local_url)
     expect(phone.get_by_label("您的问题")).to_be_visible(timeout=30_000)
-    refusal = _ask(phone, OFF_TOPIC, "未在报告中找到答案")
+    refusal = _ask(phone, NEAR_MISS, "未在报告中找到答案")
     assert not _first_line_in_view(phone, refusal)["outside"]
     sections = refusal.locator("a.rqa-goto")
     assert sections.count() >= 1

@@ -54,6 +54,12 @@ def refused(qa):
     return qa.ask("大连地铁几点停运？")
 
 
+@pytest.fixture(scope="module")
+def near_miss(qa):
+    """Refused, naming the year, on a topic the report covers: with sections to suggest."""
+    return qa.ask("2021年大连建成了多少个便民服务站？")
+
+
 def _call_recording_warnings(fn, *args):
     """Call a Gradio callback outside a request; gr.Warning then becomes a Python warning."""
     with warnings.catch_warnings(record=True) as caught:
@@ -97,7 +103,13 @@ def test_every_marker_has_a_card(qa):
         assert f'<span class="rqa-n">[{c.n}]</span>' in out
 
 
-def test_refusal_is_marked_and_lists_suggestions(refused):
+def test_an_off_topic_refusal_suggests_no_sections(refused):
+    assert refused.refused and refused.suggestions == []
+
+
+@pytest.mark.parametrize("which", ["refused", "near_miss"])
+def test_refusal_is_marked_and_lists_suggestions(which, request):
+    refused = request.getfixturevalue(which)
     assert refused.refused
     out = ui_render.render_answer_html(refused)
     assert "未在报告中找到答案" in out
@@ -340,7 +352,8 @@ def test_a_real_related_reply_says_once_what_the_report_does_not_give(qa):
         assert plain.count("没有直接回答") == 1 and all(c.quote[:10] in plain for c in answer.citations)
 
 
-def test_a_refusal_links_each_section_to_where_it_starts_and_never_suggests_a_title(refused, qa):
+def test_a_refusal_links_each_section_to_where_it_starts_and_never_suggests_a_title(near_miss, qa):
+    refused = near_miss
     from dataclasses import replace
 
     from ui.chat import section_places
@@ -355,5 +368,7 @@ def test_a_refusal_links_each_section_to_where_it_starts_and_never_suggests_a_ti
         source, start = places[section]
         assert f'<a class="rqa-goto" href="{ui_render.section_anchor((source, start))}">{html.escape(section)}</a>' in out
         heading = section.split(" › ")[-1]
-        assert qa.report_text(source)[start:].startswith(heading[:8])
+        # The link lands on the section's first passage: it opens with its heading, or follows the heading's line.
+        text = qa.report_text(source)
+        assert text[start:].startswith(heading[:8]) or text[:start].rstrip().endswith(heading)
     assert title not in ui_render.render_answer_plain(answer, {title})
