@@ -16,10 +16,10 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EVAL_SET = PROJECT_ROOT / "data" / "evals" / "qa.jsonl"
 GATES = {
-    "--min-fact-accuracy": "0.69",
-    "--min-refusal-f1": "0.61",
+    "--min-fact-accuracy": "0.75",
+    "--min-refusal-f1": "0.67",
     "--min-groundedness": "1.0",
-    "--min-citation-precision": "0.89",
+    "--min-citation-precision": "0.84",
     "--min-recall-at-5": "0.93",
 }
 
