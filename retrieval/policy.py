@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.text import fold
 from core.types import REFUSAL_MESSAGE
 
 from .candidates import Candidate
@@ -39,7 +40,9 @@ def question_signals(candidates: list[Candidate], ranked_verified: list[Candidat
                      wants_quantity: bool, wants_list: bool) -> dict[str, float]:
     """What the direct and covered models judge: about the question and its best candidates as a whole."""
     best = ranked_verified[0] if ranked_verified else None
-    second = ranked_verified[1].score if len(ranked_verified) > 1 else 0.0
+    # The runner-up is the best verified sentence that says something else: the same sentence in a second
+    # copy of the report (or twice in one) is no rival.
+    second = next((c.score for c in ranked_verified[1:] if fold(c.text) != fold(best.text)), 0.0) if best else 0.0
     anchored = [c for c in candidates if c.anchors_ok]
     return {
         "best_score": best.score if best else 0.0,
@@ -78,7 +81,7 @@ def decide(model: AnswerModel, candidates: list[Candidate], signals: dict[str, f
     if covered >= model.covered_threshold and relevant:
         # A list question (哪些打算) is shown the items the report does name, one sentence each; any other
         # question the best sentence of each of the closest passages.
-        related = (relevant[:MAX_RELATED_ITEMS] if signals.get("wants_list")
+        related = (_distinct_sentences(relevant)[:MAX_RELATED_ITEMS] if signals.get("wants_list")
                    else _distinct_passages(relevant)[:MAX_RELATED])
         unmet = [c.missing_zh for c in failed(relevant[0].checks)]
         return Decision("related", confidence, covered, relevant[0], tuple(related), "、".join(dict.fromkeys(unmet)))
@@ -86,11 +89,23 @@ def decide(model: AnswerModel, candidates: list[Candidate], signals: dict[str, f
 
 
 def _distinct_passages(candidates: list[Candidate]) -> list[Candidate]:
-    """The best sentence of each passage, in the order given."""
-    seen, kept = set(), []
+    """The best sentence of each passage, in the order given; a sentence quoted once however many passages
+    (copies of one report) hold it."""
+    seen, said, kept = set(), set(), []
     for cand in candidates:
-        if cand.chunk.chunk_id not in seen:
+        if cand.chunk.chunk_id not in seen and fold(cand.text) not in said:
             seen.add(cand.chunk.chunk_id)
+            said.add(fold(cand.text))
+            kept.append(cand)
+    return kept
+
+
+def _distinct_sentences(candidates: list[Candidate]) -> list[Candidate]:
+    """Each sentence once, in the order given."""
+    said, kept = set(), []
+    for cand in candidates:
+        if fold(cand.text) not in said:
+            said.add(fold(cand.text))
             kept.append(cand)
     return kept
 

@@ -113,6 +113,12 @@ def test_train_and_cross_validate_on_corpus_reports(tmp_path):
     assert len(rows) == n_items
     assert {r["reply"] for r in rows} <= {"answer", "related", "refusal"}
     assert all(r["grounded"] for r in rows if r["reply"] == "answer")
+    # CI's gate on reports the model was not fitted on, a few items under what this subset reached
+    # (2026-11-29: fact 0.846, unanswerable not answered 0.884, answerable refused 0.138, grounded 1.0).
+    overall = summary["overall"]
+    assert overall["grounded"] == 1.0
+    assert overall["fact_direct"] >= 0.75 and overall["unanswerable_no_direct"] >= 0.8
+    assert overall["answerable_refused"] <= 0.25 and overall["errors"] == 0
     table = (report / "report.md").read_text(encoding="utf-8")
     assert "## By report" in table and "## By category" in table and "fact_direct" in table
 
