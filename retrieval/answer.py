@@ -79,11 +79,9 @@ class ExtractiveAnswerer:
     def __init__(self, index: StoredIndex, settings: AnswerSettings = AnswerSettings()):
         self.index = index
         self.settings = settings
-        self._row_of_chunk: dict[str, int] = {}
-        row = 0
-        for chunk in index.chunks:
-            self._row_of_chunk[chunk.chunk_id] = row
-            row += len(chunk.sentences)
+        # chunk id -> row of its first sentence, read from the table's columns: walking index.chunks would
+        # build every chunk (they are made when read; index.table).
+        self._row_of_chunk = index.sentence_start
         self._vocab = index.bm25.vocab_dict
         indptr = np.asarray(index.bm25.scores["indptr"])
         self._doc_freq = np.diff(indptr)
