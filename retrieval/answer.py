@@ -58,11 +58,9 @@ class ExtractiveAnswerer:
         self.index = index
         self.settings = settings
         self.model = model
-        self._row_of_chunk: dict[str, int] = {}
-        row = 0
-        for chunk in index.chunks:
-            self._row_of_chunk[chunk.chunk_id] = row
-            row += len(chunk.sentences)
+        # chunk id -> row of its first sentence, read from the table's columns: walking index.chunks would
+        # build every chunk (they are made when read; index.table).
+        self._row_of_chunk = index.sentence_start
         self.coverage = Coverage(index.bm25, len(index.chunks))
 
     def warm_up(self) -> None:

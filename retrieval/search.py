@@ -46,8 +46,8 @@ class HybridRetriever:
         if self.mode not in RETRIEVAL_MODES:
             raise ValueError(f"mode must be one of {RETRIEVAL_MODES}, got {self.mode!r}")
         # Row of the first sentence vector of each chunk (and one past the last): chunk i's sentences
-        # are rows starts[i]:starts[i + 1] of the sentence vectors.
-        self._starts = np.concatenate([[0], np.cumsum([len(c.sentences) for c in self.index.chunks])]).astype(np.int64)
+        # are rows starts[i]:starts[i + 1] of the sentence vectors (the table's column: no chunk is built).
+        self._starts = np.asarray(self.index.sentence_offsets, dtype=np.int64)
 
     def _sentence_ranks(self, query_vector: np.ndarray, pool: set[int]) -> dict[int, int]:
         """The chunks of ``pool`` ranked by their best sentence's cosine to the question (1-based)."""

@@ -279,9 +279,15 @@ def test_index_built_with_tiny_model_records_it(tiny, tmp_path):
     assert stored.dense.dim == TINY_DIM and len(stored.dense) == manifest.chunk_count
     assert stored.sentence_vectors.shape == (manifest.sentence_count, TINY_DIM)
     np.testing.assert_allclose(np.linalg.norm(stored.sentence_vectors, axis=1), 1.0, atol=1e-5)
-    # The stored vectors are what the model gives for the stored passages.
+    # The stored vectors are what the model gives: each sentence's (int8, within 0.01), and each passage's
+    # made from its heading's and sentences' (ingest.build.passage_vectors, float16).
     first = stored.chunks[0]
-    np.testing.assert_allclose(stored.dense.vector(0), tiny.encode_passages([passage_text(first)])[0], atol=1e-5)
+    sentences = [first.sentence_text(s) for s in first.sentences]
+    np.testing.assert_allclose(stored.sentence_vectors[0:len(sentences)], tiny.encode_passages(sentences), atol=0.01)
+    head = passage_text(first)[: -len(first.text)].removesuffix("\n")
+    parts = ([head] if head else []) + sentences
+    made = (tiny.encode_passages(parts) * np.array([len(t) for t in parts], np.float32)[:, None]).sum(axis=0)
+    np.testing.assert_allclose(stored.dense.vector(0), made / np.linalg.norm(made), atol=0.01)
     # A dense search with the tiny model runs against the loaded index.
     found = stored.dense.search(tiny.encode_queries([QUESTION])[0], 3)
     assert len(found) == 3 and all(0 <= row < manifest.chunk_count for row, _ in found)

@@ -5,6 +5,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import make_data_dir
 
@@ -12,6 +13,7 @@ import index.store as store
 from core.embedding import make_embedder
 from core.errors import IndexMismatch, IndexMissing, ReportFileError
 from index.manifest import FORMAT_VERSION, differences
+from index.table import ChunkTable
 from reportqa.config import Settings
 from reportqa.service import ReportQA
 from retrieval.search import HybridRetriever
@@ -46,8 +48,12 @@ def test_manifest_records_what_the_index_was_built_from(settings, report_path):
     assert manifest["chunker"]["max_chars"] == settings.chunk_max_chars
     (source,) = manifest["sources"]
     assert source["source"] == report_path.name and len(source["sha256"]) == 64
-    chunks = (_live(settings) / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
-    assert manifest["chunk_count"] == len(chunks)
+    assert manifest["chunk_count"] == len(ChunkTable(_live(settings) / "table")) == 20
+    assert manifest["sentence_count"] == 85
+    # Every file of the version, with the size it was written with (a truncated file is caught at load).
+    assert {"dense.faiss", "sentences.npy", "sentence_scales.npy", "table/rows.npy", "table/texts.bin"} <= \
+        set(manifest["files"])
+    assert all(size == (_live(settings) / name).stat().st_size for name, size in manifest["files"].items())
 
 
 def test_changed_source_is_refused_by_ask_and_rebuilt_by_ensure_index(settings):
@@ -86,14 +92,19 @@ def test_missing_index_says_what_to_run(tmp_path):
         ReportQA(settings).ask("全市建成了多少个便民服务站？")
 
 
-@pytest.mark.parametrize("damage", ["truncate-faiss", "drop-chunk", "bad-manifest", "dangling-current"])
+@pytest.mark.parametrize("damage", ["truncate-faiss", "drop-chunk", "truncate-texts", "no-sentence-vectors",
+                                    "bad-manifest", "dangling-current"])
 def test_damaged_index_is_refused_then_rebuilt(settings, damage):
     live = _live(settings)
     if damage == "truncate-faiss":
         (live / "dense.faiss").write_bytes((live / "dense.faiss").read_bytes()[:100])
     elif damage == "drop-chunk":
-        lines = (live / "chunks.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
-        (live / "chunks.jsonl").write_text("".join(lines[:-1]), encoding="utf-8")
+        rows = np.load(live / "table" / "rows.npy")
+        np.save(live / "table" / "rows.npy", rows[:-1])
+    elif damage == "truncate-texts":
+        (live / "table" / "texts.bin").write_bytes((live / "table" / "texts.bin").read_bytes()[:-30])
+    elif damage == "no-sentence-vectors":
+        (live / "sentences.npy").unlink()
     elif damage == "bad-manifest":
         (live / "manifest.json").write_text("{not json", encoding="utf-8")
     else:

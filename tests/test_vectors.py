@@ -57,7 +57,7 @@ def test_flat_below_the_threshold_and_hnsw_at_it(qa, hnsw_index):
     assert qa.index.manifest.vector_store == {"kind": "faiss", "index": "flat"}
     assert isinstance(qa.index.dense.index, faiss.IndexFlatIP)
     assert hnsw_index.manifest.vector_store == {"kind": "faiss", "index": "hnsw"}
-    assert isinstance(hnsw_index.dense.index, faiss.IndexHNSWFlat)
+    assert isinstance(hnsw_index.dense.index, faiss.IndexHNSWSQ)  # float16 vectors (index/vectors.py)
     assert hnsw_index.dense.index.metric_type == faiss.METRIC_INNER_PRODUCT
     assert len(hnsw_index.dense) == len(hnsw_index.chunks) == len(qa.index.chunks)
 
