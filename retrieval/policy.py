@@ -83,9 +83,18 @@ def decide(model: AnswerModel, candidates: list[Candidate], signals: dict[str, f
         # question the best sentence of each of the closest passages.
         related = (_distinct_sentences(relevant)[:MAX_RELATED_ITEMS] if signals.get("wants_list")
                    else _distinct_passages(relevant)[:MAX_RELATED])
-        unmet = [c.missing_zh for c in failed(relevant[0].checks)]
-        return Decision("related", confidence, covered, relevant[0], tuple(related), "、".join(dict.fromkeys(unmet)))
+        return Decision("related", confidence, covered, relevant[0], tuple(related), _most_specific(relevant[0]))
     return Decision("refusal", confidence, covered, top)
+
+
+# Which failed check to name when several fail: the most specific (no 天数 implies no number at all).
+SPECIFICITY = ("year", "place", "unit", "time", "where", "items", "amount", "item")
+
+
+def _most_specific(candidate: Candidate) -> str:
+    """What the report does not give, said once: 没有给出天数 rather than also 没有给出具体数字."""
+    misses = sorted(failed(candidate.checks), key=lambda c: SPECIFICITY.index(c.kind) if c.kind in SPECIFICITY else 99)
+    return misses[0].missing_zh if misses else ""
 
 
 def _distinct_passages(candidates: list[Candidate]) -> list[Candidate]:
