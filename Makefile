@@ -3,7 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Browser tests drive Debian's chromium; a CJK font keeps Chinese from rendering as boxes (pages and charts).
+# Browser tests drive Debian's chromium; a CJK font keeps Chinese from rendering as boxes (pages and charts);
+# libgl1 and libglib2.0-0 are what RapidOCR's OpenCV loads (present on most images, not on slim ones).
 BROWSER := /usr/bin/chromium
 CJK_FONT := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
 
@@ -25,7 +26,7 @@ $(STAMP): pyproject.toml
 
 $(BROWSER):
 	@if [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk libgl1 libglib2.0-0 >/dev/null; \
 	else \
 		echo "The browser tests need Debian's chromium and a CJK font: sudo apt-get install chromium fonts-noto-cjk" >&2; exit 1; \
 	fi
