@@ -6,10 +6,12 @@ In one run:
    (bench/scale.py ``ingest_race``): the ingest ratio;
 3. the scale benchmark (bench/scale.py: 1, 1,000 and 10,000 reports, ours beside the LangChain
    recipe; about 30 minutes): start-up at 10,000 reports, memory, disk;
-4. `reportqa ingest` of the whole shared corpus (../shared/corpus, its notes file left out).
+4. `reportqa ingest` of the whole shared corpus (../shared/corpus, its notes file left out);
+5. bench/load.py: concurrent clients through Gradio's `/ask` and the REST API, in processes of their
+   own: the throughput ratio and the machine's limit.
 Writes reports/bench.json, prints the tables, and rewrites them in README.md between the
 ``<!-- bench:NAME -->`` markers, after every stage (a run cut short keeps what it measured).
-Run: .venv/bin/python bench/bench.py [--quick | --sizes 1,1000,10000 | --no-scale] [--no-corpus]
+Run: .venv/bin/python bench/bench.py [--quick | --sizes 1,1000,10000 | --no-scale] [--no-corpus] [--no-load]
 """
 from __future__ import annotations
 
@@ -135,6 +137,20 @@ def corpus_table(corpus: dict) -> str:
     return "\n".join(lines)
 
 
+def load_run(quick: bool = False) -> tuple[dict, str]:
+    """bench/load.py in a process of its own (it starts the server and its client processes); its numbers
+    as bench.json keeps them, and its table."""
+    import load
+
+    args = ["--seconds", "5", "--users", "20"] if quick else []
+    subprocess.run([sys.executable, str(ROOT / "bench" / "load.py"), *args], cwd=ROOT, check=True)
+    result = json.loads((ROOT / "reports" / "load.json").read_text(encoding="utf-8"))
+    kept = {k: result[k] for k in ("when", "cores", "answer_alone", "machine_limit_answers_per_s", "ratios")}
+    kept["levels"] = [{k: level[k] for k in ("door", "users", "answers_per_s", "p50_ms", "p95_ms", "busy", "errors",
+                                             "longest_wait_ms")} for level in result["levels"]]
+    return kept, load.markdown(result)
+
+
 def update_readme(readme: Path, sections: dict[str, str]) -> list[str]:
     """Replace the text between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``; return the names not found."""
     text = readme.read_text(encoding="utf-8")
@@ -156,6 +172,7 @@ def main() -> None:
                         help="one race run, scale at 1 and 100 reports, 3 really embedded, one pass (a few minutes)")
     parser.add_argument("--no-scale", action="store_true", help="no scale benchmark")
     parser.add_argument("--no-corpus", action="store_true", help="no ingest of the shared corpus")
+    parser.add_argument("--no-load", action="store_true", help="no concurrent-clients run (bench/load.py)")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README's tables")
     args = parser.parse_args()
     questions = [json.loads(line)["question"] for line in (ROOT / "data/evals/qa.jsonl").open(encoding="utf-8")]
@@ -196,6 +213,10 @@ def main() -> None:
         numbers["corpus_ingest"] = corpus_ingest(CORPUS)
         sections["corpus"] = corpus_table(numbers["corpus_ingest"])
         print(sections["corpus"], flush=True)
+        save()
+    if not args.no_load:
+        numbers["load"], sections["load"] = load_run(quick=args.quick)
+        print(sections["load"], flush=True)
         save()
 
 if __name__ == "__main__":
