@@ -18,6 +18,7 @@ needs (ids, the sentence rows of each chunk, each row's report) are arrays.
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import os
 from collections.abc import Sequence
@@ -38,6 +39,7 @@ def row_dtype(id_bytes: int) -> np.dtype:
         ("chunk_id", f"S{max(1, id_bytes)}"), ("report", "<i4"), ("section", "<i4"), ("context", "<i4"),
         ("paragraph", "<i4"), ("page", "<i4"), ("start", "<i8"), ("end", "<i8"),
         ("text_start", "<i8"), ("text_end", "<i8"), ("sentence_start", "<i8"), ("sentence_end", "<i8"),
+        ("ocr", "<f4"),  # the OCR confidence of a passage read from a scanned page; NaN for text
     ])
 
 
@@ -71,7 +73,8 @@ def write_table(folder: Path, chunks: Sequence[Chunk]) -> None:
                    sections.code(tuple(c.section_path)), contexts.code(c.context), c.paragraph,
                    NO_PAGE if c.page is None else c.page, c.start, c.end,
                    text_ends[i] - len(texts[i]), text_ends[i],
-                   sentence_ends[i] - len(c.sentences), sentence_ends[i])
+                   sentence_ends[i] - len(c.sentences), sentence_ends[i],
+                   np.nan if c.ocr is None else c.ocr)
     spans = np.array([s for c in chunks for s in c.sentences], dtype=np.int64).reshape(-1, 2)
     save_npy(folder / ROWS_FILE, rows)
     save_npy(folder / SPANS_FILE, spans)
@@ -102,6 +105,7 @@ class ChunkTable(Sequence):
             size = os.fstat(handle.fileno()).st_size
             self._texts = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
         self._check(size)
+        self._has_ocr = "ocr" in self._rows.dtype.names  # a table written before the column: no OCR marks
         self._ids: list[str] | None = None
 
     def _check(self, text_bytes: int) -> None:
@@ -138,8 +142,10 @@ class ChunkTable(Sequence):
         return (self._chunk(i) for i in range(len(self)))
 
     def _chunk(self, i: int) -> Chunk:
+        row = self._rows[i]
         (chunk_id, report, section, context, paragraph, page, start, end,
-         text_start, text_end, sentence_start, sentence_end) = self._rows[i].item()
+         text_start, text_end, sentence_start, sentence_end) = row.item()[:12]
+        ocr = float(row["ocr"]) if self._has_ocr else math.nan
         source, title, issuer, year, url = self._reports[report]
         # Every field filled in directly, as Chunk.from_dict does: the frozen __init__ is the slow part.
         chunk = object.__new__(Chunk)
@@ -148,7 +154,7 @@ class ChunkTable(Sequence):
             paragraph=paragraph, start=start, end=end, text=self._texts[text_start:text_end].decode("utf-8"),
             sentences=tuple(Span(s, e) for s, e in self._spans[sentence_start:sentence_end].tolist()),
             page=None if page == NO_PAGE else page, issuer=issuer, year=year, url=url,
-            context=self._contexts[context])
+            context=self._contexts[context], ocr=None if math.isnan(ocr) else round(ocr, 4))
         return chunk
 
     # ---------------------------------------------------------------- whole columns, without building chunks

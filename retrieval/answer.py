@@ -24,6 +24,7 @@ from .policy import Decision, decide, question_signals, refusal_text, related_in
 from .question import Asked, read_question
 from .verify import QUANTITY, states_unit
 
+SUGGEST_COVERAGE = 0.5  # share of the question's topic words (those the reports use) a suggested section holds
 _OPEN_BRACKETS, _CLOSE_BRACKETS = "“‘《(（「『", "”’》)）」』"
 
 
@@ -164,13 +165,18 @@ class ExtractiveAnswerer:
         return chosen
 
     def suggestions(self, trace: Trace) -> list[str]:
-        """Sections worth reading after a refusal: those of the closest passages, when the topic is near."""
-        if trace.decision is None or trace.decision.covered < 0.2:
-            return []
+        """Sections worth reading after a refusal: those of the passages holding most of the question's topic
+        words that the reports use at all (行政复议 for 行政复议的申请期限是多久, whose 期限 they never mention),
+        best first; none when the reports use none of them (大连地铁几点停运: nothing to point at)."""
+        present = {t: w for t, w in self.coverage.weights(trace.asked.terms).items() if self.coverage.doc_freq(t)}
         sections: list[str] = []
-        for hit in trace.hits:
-            if hit.chunk.section not in sections and hit.chunk.section_path:
-                sections.append(hit.chunk.section)
+        for cand in trace.candidates:
+            chunk = cand.chunk
+            if not present or not chunk.section_path or chunk.section in sections:
+                continue
+            if Coverage.share(present, f"{' '.join(chunk.section_path)} {chunk.context} {chunk.text}",
+                              chunk.doc_title) >= SUGGEST_COVERAGE:
+                sections.append(chunk.section)
         return sections[: self.settings.max_suggestions]
 
 

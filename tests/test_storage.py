@@ -36,13 +36,13 @@ def data(built_settings, tmp_path) -> Path:
 # ---------------------------------------------------------------- the chunk table
 
 def _odd_chunks() -> list[Chunk]:
-    """Chunks with every kind of value a table must keep: no section, a page, a table context, no
+    """Chunks with every kind of value a table must keep: no section, a page, a table context, an OCR mark, no
     issuer or year, several reports, a sentence-less chunk, text outside the BMP."""
     real = chunk_document(load_report(REPORT))[:3]
     odd = [
         Chunk("x" * 16, "b.pdf", "《乙》报告", ("一、总体", "(二)细则"), 7, 100, 112, "第一句。第二句𠀀。",
               (Span(100, 104), Span(104, 112)), page=3, issuer=None, year=None, url="https://example.cn/a",
-              context="表：收入 | 金额"),
+              context="表：收入 | 金额", ocr=0.962),  # read from a scanned page: its confidence is kept
         Chunk("y" * 16, "b.pdf", "《乙》报告", (), 8, 200, 201, "空", (), page=None),
     ]
     return real + odd + real[:1]
