@@ -4,11 +4,13 @@ In one run:
 1. the single real report in this process: ingest, cold start (`reportqa ask`), latency;
 2. `reportqa ingest` against the LangChain recipe on that report, each in a fresh process
    (bench/scale.py ``ingest_race``): the ingest ratio;
-3. the scale benchmark (bench/scale.py: 1, 1,000 and 10,000 reports, ours beside the LangChain
+3. bench/load.py: concurrent clients through Gradio's `/ask` and the REST API, in processes of their
+   own: the throughput ratio and the machine's limit;
+4. the scale benchmark (bench/scale.py: 1, 1,000 and 10,000 reports, ours beside the LangChain
    recipe; about 30 minutes): start-up at 10,000 reports, memory, disk;
-4. `reportqa ingest` of the whole shared corpus (../shared/corpus, its notes file left out);
-5. bench/load.py: concurrent clients through Gradio's `/ask` and the REST API, in processes of their
-   own: the throughput ratio and the machine's limit.
+5. `reportqa ingest` of the whole shared corpus (../shared/corpus, its notes file left out).
+A stage skipped or not reached keeps the previous run's numbers in bench.json (``measured`` says when
+each stage ran).
 Writes reports/bench.json, prints the tables, and rewrites them in README.md between the
 ``<!-- bench:NAME -->`` markers, after every stage (a run cut short keeps what it measured).
 Run: .venv/bin/python bench/bench.py [--quick | --sizes 1,1000,10000 | --no-scale] [--no-corpus] [--no-load]
@@ -192,31 +194,46 @@ def main() -> None:
                 print(f"README.md has no bench markers for {', '.join(missing)}; those tables were not written",
                       file=sys.stderr)
 
-    numbers = single_report(questions)
+    # A stage this run skips (or does not reach) keeps the numbers of the run that measured it; ``measured``
+    # says when each stage's numbers were taken.
+    previous = json.loads((out / "bench.json").read_text(encoding="utf-8")) if (out / "bench.json").exists() else {}
+    measured = dict(previous.get("measured", {}))
+    numbers = {k: previous[k] for k in ("scale", "corpus_ingest", "load") if k in previous}
+    numbers.update(single_report(questions))
+    numbers["measured"] = measured
+
+    def stamp(stage: str) -> None:
+        measured[stage] = time.strftime("%Y-%m-%d %H:%M")
+
+    stamp("speed")
     sections["speed"] = speed_table(numbers)
     print(sections["speed"], flush=True)
     save()
     with tempfile.TemporaryDirectory(prefix="reportqa-race-") as tmp:
         numbers["ingest_race"] = scale.ingest_race(ROOT / "data" / "raw", Path(tmp), runs=1 if args.quick else 3)
     sections["ingest-race"] = race_table(numbers["ingest_race"])
+    stamp("ingest_race")
     print(sections["ingest-race"], flush=True)
     save()
+    if not args.no_load:  # before the long scale stage: a few minutes
+        numbers["load"], sections["load"] = load_run(quick=args.quick)
+        stamp("load")
+        print(sections["load"], flush=True)
+        save()
     if not args.no_scale:  # before the corpus: the start-up at 10,000 reports is what the scale run is for
         if args.quick:
             numbers["scale"] = scale.run([1, 100], passes=1, cold_runs=1, small_folder=3)
         else:
             numbers["scale"] = scale.run([int(n) for n in args.sizes.split(",")])
         sections["scale"] = scale.markdown(numbers["scale"])
+        stamp("scale")
         print(sections["scale"], flush=True)
         save()
     if not args.no_corpus and CORPUS.is_dir():
         numbers["corpus_ingest"] = corpus_ingest(CORPUS)
         sections["corpus"] = corpus_table(numbers["corpus_ingest"])
+        stamp("corpus_ingest")
         print(sections["corpus"], flush=True)
-        save()
-    if not args.no_load:
-        numbers["load"], sections["load"] = load_run(quick=args.quick)
-        print(sections["load"], flush=True)
         save()
 
 if __name__ == "__main__":
