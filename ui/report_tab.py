@@ -20,10 +20,9 @@ def build_report_tab(qa, request: gr.Textbox) -> tuple[gr.Dropdown, gr.HTML]:
     """
     reports = indexed_reports(qa)
     first = reports[0].source if reports else None
-    titles = {r.source: r.title for r in reports if r.title}  # the tab is headed by the title, not the file name
 
     def render(source: str | None) -> str:
-        return render_report_html(_source_text(qa, source), titles)
+        return render_report_html(_source_text(qa, source), _titles(indexed_reports(qa)))
 
     pick = gr.Dropdown(choices=[(f"《{r.display_title}》", r.source) for r in reports],
                        value=first, label="选择报告", elem_id="rqa-report-pick", visible=len(reports) > 1,
@@ -44,7 +43,13 @@ def report_pick_update(qa, reports: list) -> tuple:
     changed since the page was built)."""
     first = reports[0].source if reports else None
     return (gr.update(choices=[(f"《{r.display_title}》", r.source) for r in reports], value=first,
-                      visible=len(reports) > 1), render_report_html(_source_text(qa, first)))
+                      visible=len(reports) > 1), render_report_html(_source_text(qa, first), _titles(reports)))
+
+
+def _titles(reports: list) -> dict[str, str]:
+    """File name -> title: the tab is headed by the report's title, not its file name (read each time: staff
+    may have swapped in reports since the page was built)."""
+    return {r.source: r.title for r in reports if r.title}
 
 
 def _source_text(qa, source: str | None) -> dict[str, str]:
