@@ -71,9 +71,9 @@ class MilvusStore:
         self._row = {chunk_id: i for i, chunk_id in enumerate(chunk_ids)}
 
     @classmethod
-    def open(cls, config: VectorStoreConfig, chunks: list[Chunk]) -> "MilvusStore":
-        """Connect and check the collection holds exactly the chunk table's ids."""
-        store = cls(milvus_client(config), config, [c.chunk_id for c in chunks])
+    def open(cls, config: VectorStoreConfig, chunk_ids: list[str]) -> "MilvusStore":
+        """Connect and check the collection holds exactly the chunk table's ids (in row order)."""
+        store = cls(milvus_client(config), config, list(chunk_ids))
         try:
             store._check()
         except IndexMissing:

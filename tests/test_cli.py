@@ -12,7 +12,7 @@ import pytest
 from conftest import make_data_dir
 
 JSON_KEYS = {"question", "answer", "reply", "refused", "confidence", "citations", "timings_ms"}
-CITATION_KEYS = {"n", "chunk_id", "source", "title", "issuer", "year", "url", "page", "section", "text", "quote",
+CITATION_KEYS = {"n", "chunk_id", "source", "title", "issuer", "year", "url", "page", "ocr", "section", "text", "quote",
                  "start", "end"}
 
 
