@@ -68,6 +68,16 @@ def _fields(item) -> tuple:
     return item.title or "", item.issuer or "", str(item.year or ""), item.url or ""
 
 
+
+def _metadata_row(prefix: str) -> tuple[gr.Textbox, gr.Textbox, gr.Textbox, gr.Textbox]:
+    """A report's title, issuer, year and URL boxes in one row (an upload's, or an indexed report's)."""
+    with gr.Row():
+        return (gr.Textbox(label="标题", max_lines=1, scale=3, elem_id=f"{prefix}-title"),
+                gr.Textbox(label="发布机关", max_lines=1, scale=2, elem_id=f"{prefix}-issuer"),
+                gr.Textbox(label="年份", max_lines=1, scale=1, elem_id=f"{prefix}-year"),
+                gr.Textbox(label="发布页面网址", max_lines=1, scale=3, elem_id=f"{prefix}-url"))
+
+
 def build_reports_view(staff: StaffEval, session: gr.State, library, book) -> tuple[dict, list]:
     """The view; returns the arguments of the event that reloads it, and the (component, empty value)
     pairs a logout resets."""
@@ -84,11 +94,7 @@ def build_reports_view(staff: StaffEval, session: gr.State, library, book) -> tu
         staged_pick = gr.Dropdown(choices=[], value=None, label="选择待导入的文件（修改元数据或移除）", scale=2,
                                   elem_id="rqa-staged-pick")
         import_all = gr.Button("导入全部可导入的文件", variant="primary", scale=1, elem_id="rqa-import")
-    with gr.Row():
-        s_title = gr.Textbox(label="标题", max_lines=1, scale=3, elem_id="rqa-staged-title")
-        s_issuer = gr.Textbox(label="发布机关", max_lines=1, scale=2, elem_id="rqa-staged-issuer")
-        s_year = gr.Textbox(label="年份", max_lines=1, scale=1, elem_id="rqa-staged-year")
-        s_url = gr.Textbox(label="发布页面网址", max_lines=1, scale=3, elem_id="rqa-staged-url")
+    s_title, s_issuer, s_year, s_url = _metadata_row("rqa-staged")
     with gr.Row():
         save_staged = gr.Button("保存元数据", size="sm", elem_id="rqa-staged-save")
         discard = gr.Button("移除此文件", size="sm", elem_id="rqa-staged-discard")
@@ -98,11 +104,7 @@ def build_reports_view(staff: StaffEval, session: gr.State, library, book) -> tu
                            latex_delimiters=[], elem_id="rqa-reports")
     report_pick = gr.Dropdown(choices=[], value=None, label="选择报告（修改元数据、重新导入、删除、示例问题）",
                               filterable=True, elem_id="rqa-report-choose")
-    with gr.Row():
-        r_title = gr.Textbox(label="标题", max_lines=1, scale=3, elem_id="rqa-meta-title")
-        r_issuer = gr.Textbox(label="发布机关", max_lines=1, scale=2, elem_id="rqa-meta-issuer")
-        r_year = gr.Textbox(label="年份", max_lines=1, scale=1, elem_id="rqa-meta-year")
-        r_url = gr.Textbox(label="发布页面网址", max_lines=1, scale=3, elem_id="rqa-meta-url")
+    r_title, r_issuer, r_year, r_url = _metadata_row("rqa-meta")
     with gr.Row():
         save_meta = gr.Button("保存元数据并重建索引", size="sm", elem_id="rqa-meta-save")
         reingest = gr.Button("重新导入", size="sm", elem_id="rqa-reingest")
