@@ -139,25 +139,24 @@ def create_app(qa, eval_set_path: Path | None = None, eval_out_dir: Path | None 
     service = SlottedService(qa, AnswerSlots(workers))  # every door's answers share the cores
     pool = AnswerPool(workers, settings.answer_queue, settings.answer_queue_timeout_s)
     limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
-    records = feedback_path or settings.records_database  # feedback and the question log
+    # Feedback and the question log: one database, opened (schema upgraded, old questions purged) once for every door.
+    records = open_records(feedback_path or settings.records_database, settings.question_retention_days)
     eval_set_path = Path(eval_set_path or settings.eval_set_path)
     sessions = StaffSessions(staff_credentials or settings.staff_credentials)
     examples = ExampleBook(qa, settings.examples_path,
                            lambda: [eval_set_path, *sorted((eval_set_path.parent / "corpus").glob("*.jsonl"))])
     demo = build_app(service, eval_set_path=eval_set_path,
                      eval_out_dir=eval_out_dir or settings.eval_out_path,
-                     feedback_path=records,
+                     records=records,
                      staff_credentials=staff_credentials or settings.staff_credentials,
-                     sessions=sessions, library=ReportLibrary(qa, examples), examples=examples,
-                     question_retention_days=settings.question_retention_days)
-    embed = build_embed_app(service, feedback_path=records, question_retention_days=settings.question_retention_days)
+                     sessions=sessions, library=ReportLibrary(qa, examples), examples=examples)
+    embed = build_embed_app(service, records=records)
     for blocks in (demo, embed):
         blocks.queue(default_concurrency_limit=concurrency_limit or CONCURRENCY_LIMIT,
                      max_size=max_size or QUEUE_MAX_SIZE)
     app = FastAPI(title=rest.API_TITLE, description=rest.API_DESCRIPTION, version=rest.app_version(),
                   docs_url=None, redoc_url=None, openapi_url=rest.OPENAPI_URL)
-    _, log = open_records(records, settings.question_retention_days)
-    rest.install(app, service, pool, limiter, settings.max_question_chars, log)  # first: before the mounts at /
+    rest.install(app, service, pool, limiter, settings.max_question_chars, records[1])  # first: before the mounts at /
     install_upload_session_route(app, sessions)
     # Outermost: on every response.
     app.add_middleware(SecurityMiddleware, embed_origins=settings.embed_origins, upload_allowed=sessions.upload_allowed)

@@ -212,6 +212,22 @@ def test_app_has_the_chat_and_the_staff_tab_with_eval_paths_inside_the_data_fold
     assert out_dir == qa.settings.data_dir / "eval" and out_dir.is_relative_to(qa.settings.data_dir)
 
 
+def test_the_server_opens_the_records_database_once_for_every_door(qa, tmp_path, monkeypatch):
+    """The page, /embed/ and REST log to one database, upgraded and purged once at start-up, not once a door."""
+    from records.db import Database
+    from reportqa.server import create_app
+
+    opened = []
+    upgrade = Database.upgrade
+    monkeypatch.setattr(Database, "upgrade",  # the real upgrades: each Database's first call (later ones are no-ops)
+                        lambda self: (self._ready or opened.append(self.where), upgrade(self))[1])
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    monkeypatch.setattr("gradio.routes.DEFAULT_TEMP_DIR", str(tmp_path / "gradio"))
+    app = create_app(qa, feedback_path=tmp_path / "records.sqlite3")
+    app.state.pool.close()
+    assert len(opened) == 1 and opened[0].endswith("records.sqlite3")
+
+
 # ---------------------------------------------------------------- served app
 
 # (Gradio's queue calls pandas APIs that pandas 3 deprecates; those warnings are filtered below.)

@@ -58,8 +58,8 @@ def open_records(database: Path | str, retention_days: int) -> tuple[FeedbackSto
     return feedback, log
 
 
-def build_app(qa, *, eval_set_path: Path | str, eval_out_dir: Path | str, feedback_path: Path | str,
-              staff_credentials: tuple[str, str] | None = None, sessions: StaffSessions | None = None,
+def build_app(qa, *, eval_set_path: Path | str, eval_out_dir: Path | str, feedback_path: Path | str | None = None,
+              records: tuple[FeedbackStore, QuestionLog] | None = None, staff_credentials: tuple[str, str] | None = None, sessions: StaffSessions | None = None,
               library=None, examples=None, question_retention_days: int = DEFAULT_RETENTION_DAYS) -> gr.Blocks:
     """The Blocks app for ``qa`` (the service: reportqa.service.ReportQA); reportqa.server serves it.
 
@@ -68,6 +68,8 @@ def build_app(qa, *, eval_set_path: Path | str, eval_out_dir: Path | str, feedba
         eval_out_dir: where 运行评测 writes results.jsonl, summary.json, report.md and chart.png.
         feedback_path: where citizens' 👍/👎 and the question log go: a SQLite file, or a database URL
             (``postgresql://…``, REPORTQA_DATABASE_URL).
+        records: the feedback store and question log already opened (``open_records``), instead of
+            ``feedback_path``: the server opens them once for every door.
         staff_credentials: (user, password) of the staff login; None hides the staff tab.
         sessions: the staff sessions (default: new ones for ``staff_credentials``); the server shares
             them with its upload check.
@@ -76,7 +78,7 @@ def build_app(qa, *, eval_set_path: Path | str, eval_out_dir: Path | str, feedba
         question_retention_days: logged questions older than this are deleted.
     """
     titles, error_zh = _titles(qa)
-    feedback, log = open_records(feedback_path, question_retention_days)
+    feedback, log = records or open_records(feedback_path, question_retention_days)
     page_title = f"{titles[0]} · {APP_TITLE}" if titles else APP_TITLE
     sessions = sessions or StaffSessions(staff_credentials)
     if not sessions.enabled:

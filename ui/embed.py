@@ -38,10 +38,12 @@ def render_embed_header_html(titles: list[str], error_zh: str | None = None) -> 
     return f"<p><strong>{esc(APP_TITLE)}</strong> · {names} · 只根据报告原文回答，每句标注出处{error}</p>"
 
 
-def build_embed_app(qa, *, feedback_path: Path | str, question_retention_days: int = DEFAULT_RETENTION_DAYS) -> gr.Blocks:
+def build_embed_app(qa, *, feedback_path: Path | str | None = None, records=None,
+                    question_retention_days: int = DEFAULT_RETENTION_DAYS) -> gr.Blocks:
     """The Blocks app of the embeddable chat for ``qa`` (the service); votes and the question log go to
-    ``feedback_path`` (a SQLite file or a database URL), as the page's do."""
-    feedback, log = open_records(feedback_path, question_retention_days)
+    ``feedback_path`` (a SQLite file or a database URL), as the page's do, or to ``records`` (the feedback
+    store and question log the server already opened)."""
+    feedback, log = records or open_records(feedback_path, question_retention_days)
     titles, error_zh = _titles(qa)
     # No staff session can exist here: the staff form of the chat tab refuses every visitor.
     staff = StaffEval(qa, eval_set_path=Path("/nonexistent/qa.jsonl"), eval_out_dir=Path("/nonexistent"),
