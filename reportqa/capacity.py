@@ -6,8 +6,12 @@ make each answer slower. ``AnswerSlots`` caps the answers computed at once at
 the number of cores, for every door (REST, the page, the staff evaluation);
 ``AnswerPool`` runs REST questions on that many threads, keeps at most
 ``queue`` more waiting and turns the next one away at once (``Busy``: HTTP 503
-with Retry-After) instead of letting it hang. ``RateLimiter`` is a token bucket
-per client address.
+with Retry-After) instead of letting it hang. It also turns a question away at
+once when the answers ahead of it would keep it waiting longer than half its
+timeout (their number ÷ workers × the moving average of one answer's time):
+on a slow or busy machine a client learns at once to come back, rather than
+after waiting out the timeout. ``RateLimiter`` is a token bucket per client
+address.
 """
 from __future__ import annotations
 
@@ -89,7 +93,8 @@ class AnswerPool:
     ``queue_timeout_s`` is up is turned away then (``Busy``), and never computed.
     """
 
-    def __init__(self, workers: int, queue: int, queue_timeout_s: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, workers: int, queue: int, queue_timeout_s: float, clock: Callable[[], float] = time.monotonic,
+                 answer_s: float = 0.03):
         if workers <= 0 or queue < 0 or queue_timeout_s <= 0:
             raise ValueError(f"need workers > 0, queue >= 0, queue_timeout_s > 0; got {workers}, {queue}, "
                              f"{queue_timeout_s}")
@@ -98,7 +103,7 @@ class AnswerPool:
         self._clock = clock
         self.admitted = 0  # running + waiting
         self.running = 0
-        self._answer_s = 0.03  # moving average of one answer's time in a thread, for Retry-After
+        self._answer_s = answer_s  # moving average of one answer's time in a thread: Retry-After, admission
 
     @property
     def waiting(self) -> int:
@@ -108,9 +113,15 @@ class AnswerPool:
         """Seconds until the questions now admitted are likely done: a client asking again then gets in."""
         return max(1, math.ceil(self.admitted * self._answer_s / self.workers))
 
+    def expected_wait_s(self) -> float:
+        """How long one more question would likely wait for a thread: with every thread taken, that many answers
+        (of the average time) must finish first, ``workers`` at a time."""
+        return max(0, self.admitted + 1 - self.workers) / self.workers * self._answer_s
+
     def admit(self) -> None:
-        """Take a place in the queue, or raise Busy at once."""
-        if self.admitted >= self.capacity:
+        """Take a place in the queue, or raise Busy at once: when the queue is full, or when the questions
+        ahead would keep this one waiting more than half the queue timeout."""
+        if self.admitted >= self.capacity or self.expected_wait_s() > self.queue_timeout_s / 2:
             raise Busy(self.retry_after_s())
         self.admitted += 1
 

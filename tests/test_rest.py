@@ -401,6 +401,28 @@ def test_a_question_that_waited_too_long_is_turned_away():
         thread.submit(asyncio.run, scenario()).result()
 
 
+def test_a_question_that_would_wait_past_half_the_timeout_is_turned_away_at_once():
+    """Admission by expected wait: with answers taking 0.2 s and one worker, a fourth question (0.6 s behind
+    the three ahead, over half the 1 s timeout) is turned away at once although the queue has room."""
+    async def scenario():
+        pool = AnswerPool(workers=1, queue=100, queue_timeout_s=1.0, answer_s=0.2)
+        go = threading.Event()
+        admitted = [asyncio.ensure_future(pool.run(lambda i=i: go.wait(5) and i)) for i in range(3)]
+        await asyncio.sleep(0.05)
+        assert pool.admitted == 3 and pool.expected_wait_s() == pytest.approx(0.6)
+        started = time.perf_counter()
+        with pytest.raises(Busy) as turned_away:
+            await pool.run(lambda: "fourth")
+        assert time.perf_counter() - started < 0.5 and turned_away.value.retry_after_s >= 1
+        go.set()
+        assert await asyncio.gather(*admitted) == [0, 1, 2]
+        assert pool.expected_wait_s() == 0 and await pool.run(lambda: "room again") == "room again"
+        pool.close()
+
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, scenario()).result()
+
+
 def test_answers_never_run_more_at_once_than_the_slots(qa):
     """Whichever thread asks (REST's pool, the page's queue, the staff evaluation), at most `workers` answers
     compute at once."""
