@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.text import ASKS, fold
+from core.text import ASKS
 from core.types import Answer, Citation, Hit
 from index.store import StoredIndex
 
 from .candidates import Candidate, Coverage, gather
 from .model import HEURISTIC, AnswerModel
-from .policy import Decision, decide, question_signals, refusal_text, related_intro
+from .policy import Decision, decide, distinct, question_signals, refusal_text, related_intro
 from .question import Asked, read_question
 from .verify import QUANTITY, states_unit
 
@@ -154,15 +154,8 @@ class ExtractiveAnswerer:
             same_paragraph = (cand.chunk.source, cand.chunk.paragraph) == (best.chunk.source, best.chunk.paragraph)
             return cand.features["coverage"] > 0 or (wanted.wants_list and same_paragraph)
 
-        chosen = [best]
-        said = {fold(best.text)}  # the same sentence in several reports (or twice in one) is quoted once
-        for cand in verified[1:]:
-            if len(chosen) >= limit:
-                break
-            if cand.score >= best.score * ratio and belongs(cand) and fold(cand.text) not in said:
-                chosen.append(cand)
-                said.add(fold(cand.text))
-        return chosen
+        close = [c for c in verified[1:] if c.score >= best.score * ratio and belongs(c)]
+        return distinct([best, *close])[:limit]  # the same sentence in several reports is quoted once
 
     def suggestions(self, trace: Trace) -> list[str]:
         """Sections worth reading after a refusal: those of the passages holding most of the question's topic

@@ -81,8 +81,8 @@ def decide(model: AnswerModel, candidates: list[Candidate], signals: dict[str, f
     if covered >= model.covered_threshold and relevant:
         # A list question (哪些打算) is shown the items the report does name, one sentence each; any other
         # question the best sentence of each of the closest passages.
-        related = (_distinct_sentences(relevant)[:MAX_RELATED_ITEMS] if signals.get("wants_list")
-                   else _distinct_passages(relevant)[:MAX_RELATED])
+        related = (distinct(relevant)[:MAX_RELATED_ITEMS] if signals.get("wants_list")
+                   else distinct(relevant, per_passage=True)[:MAX_RELATED])
         return Decision("related", confidence, covered, relevant[0], tuple(related), _most_specific(relevant[0]))
     return Decision("refusal", confidence, covered, top)
 
@@ -97,25 +97,17 @@ def _most_specific(candidate: Candidate) -> str:
     return misses[0].missing_zh if misses else ""
 
 
-def _distinct_passages(candidates: list[Candidate]) -> list[Candidate]:
-    """The best sentence of each passage, in the order given; a sentence quoted once however many passages
-    (copies of one report) hold it."""
-    seen, said, kept = set(), set(), []
+def distinct(candidates: list[Candidate], per_passage: bool = False) -> list[Candidate]:
+    """Each sentence once, in the order given, however many passages (copies of one report, or one report
+    saying it twice) hold it; ``per_passage``: also only the first sentence of each passage."""
+    said, seen, kept = set(), set(), []
     for cand in candidates:
-        if cand.chunk.chunk_id not in seen and fold(cand.text) not in said:
-            seen.add(cand.chunk.chunk_id)
-            said.add(fold(cand.text))
-            kept.append(cand)
-    return kept
-
-
-def _distinct_sentences(candidates: list[Candidate]) -> list[Candidate]:
-    """Each sentence once, in the order given."""
-    said, kept = set(), []
-    for cand in candidates:
-        if fold(cand.text) not in said:
-            said.add(fold(cand.text))
-            kept.append(cand)
+        text = fold(cand.text)
+        if text in said or (per_passage and cand.chunk.chunk_id in seen):
+            continue
+        said.add(text)
+        seen.add(cand.chunk.chunk_id)
+        kept.append(cand)
     return kept
 
 
