@@ -11,7 +11,7 @@ import click
 from pydantic import ValidationError
 
 from core.errors import InvalidQuestion, ReportQAError, UnknownScope
-from core.text import clean_user_text, json_line
+from core.text import clean_user_text, json_line, load_place_tagger
 from core.types import Scope, report_label
 
 from .config import Settings, settings_error
@@ -247,6 +247,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     qa = _service(ctx)
     with _file_progress("Building the index") as on_file:
         qa.ensure_index(progress=lambda msg: click.echo(msg, err=True), on_file=on_file)
+    load_place_tagger()  # a question naming a place is not the one that waits for it
     settle_loaded_index()
     from .server import launch
 
