@@ -166,7 +166,7 @@ class ReportInfo:
 
     @classmethod
     def from_dict(cls, row: dict) -> "ReportInfo":
-        known = {f.name for f in fields(cls)}
+        known = cls.__dataclass_fields__  # not fields(cls): a manifest of 10,000 reports is read at every start
         values = {k: v for k, v in row.items() if k in known}
         values["stamp"] = tuple(values.get("stamp") or ())
         return cls(**values)

@@ -13,6 +13,7 @@ is reused only when its bytes hash to what was recorded when it was written.
 from __future__ import annotations
 
 import hashlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,8 @@ from index.vectors import VectorStoreConfig
 
 from .chunker import ChunkerSettings, chunk_document
 from .formats import ParseLimits
-from .loader import PARSER_VERSION, SUPPORTED_SUFFIXES, Converter, find_reports, load_report, scan_reports, sidecar_path
+from .loader import (PARSER_VERSION, SUPPORTED_SUFFIXES, Converter, load_report, report_stamps, scan_reports,
+                     sidecar_path)
 from .sandbox import ConverterProcess
 
 Progress = Callable[[str], None]
@@ -72,10 +74,12 @@ def source_hashes(paths: list[Path], root: Path, known: list[ReportInfo] = ()) -
     """
     stamped = {report.source: report for report in known if report.stamp}
     hashes = {}
-    for path in find_reports(paths):
-        name = _source_name(path, root)
+    inside = os.path.join(str(root), "")  # "data/raw/": a report under it is named by the rest of its path
+    for path, stamp in report_stamps(paths, file_stamp):
+        text = str(path)
+        name = text[len(inside):] if text.startswith(inside) else _source_name(path, root)
         report = stamped.get(name)
-        hashes[name] = report.sha256 if report and report.stamp == file_stamp(path) else file_fingerprint(path)
+        hashes[name] = report.sha256 if report and report.stamp == stamp else file_fingerprint(path)
     return hashes
 
 

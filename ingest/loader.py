@@ -25,16 +25,16 @@ SIDECAR_SUFFIX = ".meta.json"
 SIDECAR_FIELDS = {"title": str, "issuer": str, "year": int, "url": str}
 
 
-def _looks_like_report(path: Path) -> bool:
+def _looks_like_report(name: str) -> bool:
     # ~$name.docx is Word's lock file, .name a hidden or editor temp file: never reports.
-    return path.suffix.lower() in SUPPORTED_SUFFIXES and not path.name.startswith(("~$", "."))
+    return os.path.splitext(name)[1].lower() in SUPPORTED_SUFFIXES and not name.startswith(("~$", "."))
 
 
-def _unsafe(path: Path) -> str | None:
+def _unsafe(path: Path | os.DirEntry) -> str | None:
     """Why ``path`` must not be read as a report (a link, not a regular file), or None when it may be."""
     if path.is_symlink():
         return f"{path.name}: a symbolic link (only regular files inside the reports folder are read)"
-    if not path.is_file():
+    if not (path.is_file(follow_symlinks=False) if isinstance(path, os.DirEntry) else path.is_file()):
         return f"{path.name}: not a regular file"
     return None
 
@@ -47,26 +47,79 @@ def scan_reports(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     which is not entered. Sidecars (``report.pdf.meta.json``) end in .json, so
     they are never taken for reports.
     """
-    found: list[Path] = []
+    found, refused = _scan(paths)
+    return [path for path, _ in found], refused
+
+
+Listing = dict[str, os.DirEntry]  # a folder's entries by name, with the kind and stat the listing gave
+
+
+def _scan(paths: list[Path]) -> tuple[list[tuple[Path, Listing | None]], list[tuple[str, str]]]:
+    """``scan_reports``, each report with its folder's listing (None for a file given by itself)."""
+    found: list[tuple[Path, Listing | None]] = []
     refused: list[tuple[str, str]] = []
     for path in paths:
         if path.is_dir():  # the folder given may itself be a link (the operator's choice); links in it are not
-            for folder, dirs, files in os.walk(path):  # links to folders are listed, never followed
-                here = Path(folder)
-                for name in sorted(dirs):
-                    if (here / name).is_symlink():
-                        refused.append((name, f"{name}: a symbolic link to a folder (not followed)"))
-                for name in files:
-                    candidate = here / name
-                    if _looks_like_report(candidate):
-                        reason = _unsafe(candidate)
-                        refused.append((name, reason)) if reason else found.append(candidate)
+            _walk(path, found, refused)
         elif path.is_symlink() or path.exists():
             reason = _unsafe(path)
-            refused.append((path.name, reason)) if reason else found.append(path)
+            refused.append((path.name, reason)) if reason else found.append((path, None))
         else:
             raise ReportFileError(f"No such file or folder: {path}", f"找不到文件或文件夹：{path}")
-    return sorted(found), refused
+    return sorted(found, key=lambda f: f[0].parts), refused  # Path's order, without its slow __lt__
+
+
+def _walk(folder: Path, found: list[tuple[Path, Listing | None]], refused: list[tuple[str, str]]) -> None:
+    """os.walk's order and choices (links to folders listed, never followed; an unreadable folder skipped),
+    with each entry's kind taken from the listing itself, not from a stat a file (10,000 reports: 0.1 s)."""
+    try:
+        with os.scandir(folder) as scanned:
+            entries = list(scanned)
+    except OSError:
+        return
+    listing = {entry.name: entry for entry in entries}
+    dirs = [entry for entry in entries if _is_dir(entry)]
+    for entry in sorted(dirs, key=lambda e: e.name):
+        if entry.is_symlink():
+            refused.append((entry.name, f"{entry.name}: a symbolic link to a folder (not followed)"))
+    for entry in entries:
+        if _looks_like_report(entry.name) and not _is_dir(entry):
+            reason = _unsafe(entry)
+            refused.append((entry.name, reason)) if reason else found.append((folder / entry.name, listing))
+    for entry in dirs:
+        if not entry.is_symlink():
+            _walk(folder / entry.name, found, refused)
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def report_stamps(paths: list[Path], stamp) -> list[tuple[Path, tuple[int, ...]]]:
+    """Each report ``scan_reports`` finds with ``stamp(path)`` (ingest.build.file_stamp: size and mtime of the
+    report and its sidecar), read from its folder's listing: one stat a file, cached by the listing, instead
+    of the six a sidecar lookup and two stats make. A report whose sidecar is a link, or given by itself,
+    gets ``stamp(path)``, which says why a linked sidecar is refused."""
+    found, _ = _scan(paths)
+    return [(path, (_listed_stamp(path.name, listing) if listing is not None else None) or stamp(path))
+            for path, listing in found]
+
+
+def _listed_stamp(name: str, listing: Listing) -> tuple[int, ...] | None:
+    stats = [listing[name].stat(follow_symlinks=False)]
+    for sidecar_name in (name + SIDECAR_SUFFIX, os.path.splitext(name)[0] + SIDECAR_SUFFIX):  # sidecar_path's order
+        sidecar = listing.get(sidecar_name)
+        if sidecar is None:
+            continue
+        if sidecar.is_symlink():
+            return None
+        if sidecar.is_file(follow_symlinks=False):
+            stats.append(sidecar.stat(follow_symlinks=False))
+            break
+    return tuple(n for st in stats for n in (st.st_size, st.st_mtime_ns))
 
 
 def find_reports(paths: list[Path]) -> list[Path]:
