@@ -122,9 +122,13 @@ def _bm25_scores(bm25, question: str) -> np.ndarray:
 def _best_positive(scores: np.ndarray, depth: int) -> list[int]:
     """The ``depth`` best rows with a positive score, ties by row (a stable argsort's order).
 
-    Only rows at or above the depth-th best score are sorted: at 100k chunks a
-    full argsort took longer than the BM25 scoring itself.
+    Only the positive rows at or above the depth-th best score are sorted, and
+    the depth-th best is found among the positive rows only: at 200k chunks a
+    partition of every row took 2.8 ms a question, of the positive ones 0.6 ms.
     """
-    threshold = np.partition(scores, len(scores) - depth)[len(scores) - depth]
-    candidates = np.flatnonzero((scores >= threshold) & (scores > 0))
+    candidates = np.flatnonzero(scores > 0)
+    if len(candidates) > depth:
+        positive = scores[candidates]
+        threshold = np.partition(positive, len(positive) - depth)[len(positive) - depth]
+        candidates = candidates[positive >= threshold]
     return [int(i) for i in candidates[np.argsort(-scores[candidates], kind="stable")][:depth]]
