@@ -9,7 +9,9 @@ exactly one of them migrates and the others find the schema current.
 SQLite discipline (unchanged from the hand-written store): WAL, a busy timeout, a fresh
 connection per call (``NullPool``: never shared across threads, nothing held open between
 calls), and every write one ``BEGIN IMMEDIATE`` transaction, so a vote waits its turn instead
-of failing.
+of failing. ``synchronous = NORMAL``, WAL's usual partner: a commit is not flushed to the disk
+on its own (5.3 -> 3.3 ms a logged question); a power cut may lose the last commits, never the
+file.
 """
 from __future__ import annotations
 
@@ -104,6 +106,7 @@ class Database:
             # No implicit transactions from the driver: we say BEGIN ourselves (below).
             dbapi_connection.isolation_level = None
             dbapi_connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            dbapi_connection.execute("PRAGMA synchronous = NORMAL")
             _use_wal(dbapi_connection)
 
         @event.listens_for(engine, "begin")

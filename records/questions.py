@@ -20,6 +20,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -105,6 +106,8 @@ class QuestionLog:
         self.clock = clock
         self._last_purge = 0.0
         self._purge_lock = threading.Lock()
+        self._writer: ThreadPoolExecutor | None = None  # record_later's one thread, started on first use
+        self._writer_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"QuestionLog({self.database.where!r}, retention_days={self.retention_days})"
@@ -134,6 +137,16 @@ class QuestionLog:
         except ReportQAError as exc:
             logger.error("could not log a question: %s", exc.message)
             return None
+
+    def record_later(self, answer: Answer, latency_ms: float, channel: str = "rest",
+                     scope: Scope | None = None) -> Future:
+        """``record`` on the log's own writer thread, in the order called; for a caller that needs no row id
+        (REST: no vote links to it). An answer thread hands the write over and is free for the next
+        question at once, instead of waiting the 3-5 ms of a SQLite transaction."""
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="reportqa-question-log")
+        return self._writer.submit(self.record, answer, latency_ms, channel, scope)
 
     def set_vote(self, question_id: int | None, vote: str, feedback_id: int | None = None) -> bool:
         """Link a citizen's vote (and its feedback row) to the logged question; False when there is no such row."""

@@ -299,9 +299,10 @@ def make_router(service, pool: AnswerPool, max_question_chars: int, log=None) ->
     router = APIRouter(prefix=API_PREFIX)
 
     def logged(answer, scope: Scope | None):
-        """``answer``, written to the question log (问答记录) as asked over REST, when there is one."""
+        """``answer``, written to the question log (问答记录) as asked over REST, when there is one (by the
+        log's writer thread: the answer thread goes on to the next question)."""
         if log is not None:
-            log.record(answer, sum(answer.timings_ms.values()), channel="rest", scope=scope)
+            log.record_later(answer, sum(answer.timings_ms.values()), channel="rest", scope=scope)
         return answer
 
     def prepared(body: AskRequest) -> tuple[str, list[dict], Scope | None]:

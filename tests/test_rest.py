@@ -109,6 +109,7 @@ def served(qa, portal_port, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         server = _launch(qa, tmp, mp, embed_origins=[f"http://127.0.0.1:{portal_port}"],
                          rate_limit_per_minute=PER_MINUTE, rate_limit_burst=BURST)
+        server.records = tmp / "feedback.db"
         try:
             yield server
         finally:
@@ -129,6 +130,18 @@ def test_ask_returns_the_ask_json_object(served, qa):
     text = REPORT.read_text(encoding="utf-8")
     citation = body["citations"][0]
     assert text[citation["start"]:citation["end"]] == citation["quote"]
+
+
+def test_rest_questions_go_into_the_question_log_as_rest(served):
+    """Written by the log's own thread after the reply is sent: the row appears, with the REST channel."""
+    from records.questions import QuestionLog
+
+    question = "REST 记录：全市建成了多少个便民服务站？"
+    assert post(served, f"{API}/ask", {"question": question}).status_code == 200
+    log, deadline = QuestionLog(served.records), time.monotonic() + 10
+    while not (rows := [r for r in log.rows() if r.question == question]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [(r.channel, r.reply) for r in rows] == [("rest", "answer")]
 
 
 def test_ask_json_on_the_cli_and_the_api_agree(served, built_settings):
