@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from core import text
+from core.places import KNOWN_PLACES, PLACE_SUFFIXES
 from ingest.chunker import chunk_document
 from ingest.loader import load_report
 
@@ -20,21 +21,46 @@ def _questions() -> list[str]:
     return [json.loads(line)["question"] for f in files for line in f.open(encoding="utf-8") if line.strip()]
 
 
-def test_texts_skipped_by_the_place_check_are_those_the_tagger_finds_no_place_in(report_path):
-    """Every development-set question and every sentence of the shipped report: place_names (which tags only
-    texts that can hold a place) equals jieba's tagger run on all of them."""
+def _tagger_places(folded: str) -> list[str]:
+    """The places jieba's part-of-speech tagger finds: what place_names did before it read the dictionary's
+    place words instead (the oracle here)."""
+    import jieba.posseg as posseg
+
+    found = []
+    for word in posseg.lcut(folded):
+        name = word.word
+        base = name[:-1] if name.endswith(PLACE_SUFFIXES) and len(name) > 2 else name
+        if base in KNOWN_PLACES or (word.flag == "ns" and name.endswith(PLACE_SUFFIXES) and len(name) > 2):
+            found.append(base)
+    return found
+
+
+def test_place_names_agree_with_jiebas_tagger(report_path):
+    """Every development-set question and every sentence of the shipped report: texts the shortcut skips hold
+    no place for the tagger, and the others get the tagger's places but for words the dictionary lacks (the
+    tagger guesses those: 孟连县 in one corpus report)."""
+    import jieba
+
     chunks = chunk_document(load_report(report_path))
     texts = _questions() + [c.sentence_text(s) for c in chunks for s in c.sentences]
     assert len(texts) > 1000
-    skipped = 0
+    skipped, differ = 0, []
     for t in texts:
-        tagged = text._tagged_places(text.fold(t))
-        assert text.place_names(t) == tagged, t
-        skipped += not text._may_name_place(text.fold(t))
-    # The shortcut must be worth having: a good share of texts never reach the tagger.
+        folded = text.fold(t)
+        want, got = _tagger_places(folded), text.place_names(t)
+        if not text._may_name_place(folded):
+            skipped += 1
+            assert want == got == [], t
+        elif want != got:
+            differ.append(t)
+            unknown = all(not jieba.dt.FREQ.get(w + suffix) for w in set(want) ^ set(got) for suffix in PLACE_SUFFIXES)
+            assert unknown, (t, want, got)
+    assert len(differ) <= len(texts) * 0.005, differ
+    # The shortcut must be worth having: a good share of texts is never cut into words.
     assert skipped > len(texts) * 0.2, skipped
     assert text.place_names("沈阳市2023年新增多少就业岗位？") == ["沈阳"]
-    assert text.place_names("西岗区有多少个便民服务站？") == text._tagged_places("西岗区有多少个便民服务站？") != []
+    assert text.place_names("西岗区有多少个便民服务站？") == ["西岗"]
+    assert text.place_names("台风天上门服务吗？") == []
 
 
 def test_jieba_reads_the_same_prefix_dictionary_from_our_cache(tmp_path, monkeypatch):
