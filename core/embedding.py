@@ -114,6 +114,9 @@ class FairLock:
         self.release()
 
 
+_MAKE_YOUR_OWN = object()  # handed to a waiter instead of a model: make one in the place of one that failed
+
+
 class ModelPool:
     """Models of which each embeds for one thread at a time: an idle one, else a new one while there are
     fewer than ``limit``, else the first to come back, handed over in the order callers came (FairLock's
@@ -145,22 +148,30 @@ class ModelPool:
         with self._mutex:
             if self._idle:
                 return self._idle.pop()
-            if self._made >= self.limit:
-                turn = threading.Lock()
-                turn.acquire()
-                handed = [turn, None]
-                self._waiting.append(handed)
-            else:
+            make = self._made < self.limit
+            if make:
                 self._made += 1
-                handed = None
-        if handed is not None:
-            turn.acquire()  # released by the thread that hands its model over
-            return handed[1]
+            else:
+                handed = [threading.Lock(), None]
+                handed[0].acquire()
+                self._waiting.append(handed)
+        if not make:
+            handed[0].acquire()  # released by the thread that hands its model (or its place) over
+            if handed[1] is not _MAKE_YOUR_OWN:
+                return handed[1]
+        return self._make_one()
+
+    def _make_one(self):
         try:
             return self._make()
         except BaseException:
             with self._mutex:
-                self._made -= 1
+                if self._waiting:  # the place is the next waiter's: it tries in turn, never waits forever
+                    handed = self._waiting.popleft()
+                    handed[1] = _MAKE_YOUR_OWN
+                    handed[0].release()
+                else:
+                    self._made -= 1
             raise
 
     def release(self, model) -> None:

@@ -94,8 +94,8 @@ def cache_dir() -> Path:
 
 def _prefix_dict_cache(jieba) -> Path:
     """The file of jieba's prefix dictionary for this jieba and this dictionary file (its size and mtime)."""
-    dictionary = Path(jieba.dt.get_dict_file().name)
-    stat = dictionary.stat()
+    with jieba.dt.get_dict_file() as dictionary:
+        stat = os.stat(dictionary.name)
     return cache_dir() / f"jieba-{jieba.__version__}-{stat.st_size}-{stat.st_mtime_ns}.prefix"
 
 
@@ -118,12 +118,19 @@ def _save_prefix_dict(jieba) -> None:
     words = list(jieba.dt.FREQ)
     if any("\n" in w for w in words):  # never in jieba's dictionary; a user's word list could have one
         return
+    _write_cache(path, ("\n".join(words), list(jieba.dt.FREQ.values()), jieba.dt.total))
+
+
+def _write_cache(path: Path, value) -> None:
+    """``value`` marshalled into ``path``, whole or not at all; a read-only home leaves it unwritten (every
+    start then derives it again)."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     try:
-        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-        partial.write_bytes(marshal.dumps(("\n".join(words), list(jieba.dt.FREQ.values()), jieba.dt.total)))
+        partial.write_bytes(marshal.dumps(value))
         partial.replace(path)
-    except OSError as exc:  # a read-only home: every start builds it again, as jieba would
-        logging.getLogger(__name__).info("jieba's dictionary cache not written (%s)", exc)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        logging.getLogger(__name__).info("cache %s not written (%s)", path.name, exc)
 
 
 @lru_cache(maxsize=1)
@@ -224,15 +231,10 @@ def _dictionary_places() -> frozenset[str]:
     places = []
     with jieba.dt.get_dict_file() as dictionary:
         for line in dictionary:
-            word, *rest = line.decode("utf-8").split()
-            if rest[-1:] == ["ns"] and word.endswith(PLACE_SUFFIXES) and len(word) > 2:
-                places.append(word)
-    try:
-        partial = cached.with_name(f"{cached.name}.{os.getpid()}.partial")
-        partial.write_bytes(marshal.dumps(places))
-        partial.replace(cached)
-    except OSError:
-        pass
+            fields = line.decode("utf-8").split()  # word, count, tag
+            if len(fields) == 3 and fields[2] == "ns" and fields[0].endswith(PLACE_SUFFIXES) and len(fields[0]) > 2:
+                places.append(fields[0])
+    _write_cache(cached, places)
     return frozenset(places)
 
 

