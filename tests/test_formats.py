@@ -240,6 +240,33 @@ def test_sidecar_overrides_title_and_gives_the_rest(report_text, tmp_path):
     assert read_sidecar(tmp_path / "other.txt") == {}
 
 
+def test_stamps_from_the_folder_listing_are_those_of_file_stamp(tmp_path):
+    """report_stamps reads size and mtime from os.scandir's listing; they must be file_stamp's, sidecar
+    included (either name form, the report's own name first), in scan_reports' order, a subfolder too."""
+    import os
+
+    from ingest.build import file_stamp
+    from ingest.loader import report_stamps, scan_reports
+
+    (tmp_path / "sub").mkdir()
+    files = {"a.txt": "甲", "b.pdf": "乙乙", "c.md": "丙", "sub/d.txt": "丁丁丁"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    (tmp_path / "b.pdf.meta.json").write_text('{"year": 2023}', encoding="utf-8")
+    (tmp_path / "b.meta.json").write_text('{"year": 2024, "title": "not this one"}', encoding="utf-8")
+    (tmp_path / "c.meta.json").write_text('{"year": 2022}', encoding="utf-8")
+    os.utime(tmp_path / "c.meta.json", ns=(1, 1_000_000_000))
+    stamps = report_stamps([tmp_path], file_stamp)
+    assert [p for p, _ in stamps] == scan_reports([tmp_path])[0] == sorted(tmp_path / n for n in files)
+    assert all(stamp == file_stamp(path) for path, stamp in stamps)
+    assert dict(stamps)[tmp_path / "b.pdf"][2] == len('{"year": 2023}')  # the .pdf.meta.json sidecar
+    assert dict(stamps)[tmp_path / "c.md"][3] == 1_000_000_000  # the sidecar's own mtime
+    (tmp_path / "c.meta.json").unlink()
+    (tmp_path / "c.meta.json").symlink_to(tmp_path / "b.meta.json")
+    with pytest.raises(ReportFileError):  # a linked sidecar: refused, as file_stamp refuses it
+        report_stamps([tmp_path], file_stamp)
+
+
 @pytest.mark.parametrize("content", ["{not json", '["a list"]', '{"year": "2023"}', '{"title": 5}',
                                      '{"year": true}', '{"auther": "x"}'])
 def test_bad_sidecar_is_reported_by_name(report_path, tmp_path, content):
