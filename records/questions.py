@@ -90,6 +90,11 @@ class DayStats:
         return self.refusals / self.questions if self.questions else 0.0
 
 
+def _log_failure(written: Future) -> None:
+    if not written.cancelled() and written.exception() is not None:
+        logger.error("could not log a question: %r", written.exception())
+
+
 class QuestionLog:
     """The question log in the shared database (a path, a URL, or a ``Database`` the feedback store shares).
 
@@ -146,7 +151,9 @@ class QuestionLog:
         with self._writer_lock:
             if self._writer is None:
                 self._writer = ThreadPoolExecutor(1, thread_name_prefix="reportqa-question-log")
-        return self._writer.submit(self.record, answer, latency_ms, channel, scope)
+        written = self._writer.submit(self.record, answer, latency_ms, channel, scope)
+        written.add_done_callback(_log_failure)  # nobody waits on it: a failure is logged, not lost silently
+        return written
 
     def set_vote(self, question_id: int | None, vote: str, feedback_id: int | None = None) -> bool:
         """Link a citizen's vote (and its feedback row) to the logged question; False when there is no such row."""
