@@ -11,6 +11,7 @@ import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
+from .files import replace_atomically
 from .places import KNOWN_PLACES, PLACE_SUFFIXES
 from .types import Span
 
@@ -122,14 +123,11 @@ def _save_prefix_dict(jieba) -> None:
 
 
 def _write_cache(path: Path, value) -> None:
-    """``value`` marshalled into ``path``, whole or not at all; a read-only home leaves it unwritten (every
-    start then derives it again)."""
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    """``value`` marshalled into ``path``, whole or not at all (readable by this user only); a read-only home
+    leaves it unwritten (every start then derives it again)."""
     try:
-        partial.write_bytes(marshal.dumps(value))
-        partial.replace(path)
+        replace_atomically(path, marshal.dumps(value), mode=0o600)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         logging.getLogger(__name__).info("cache %s not written (%s)", path.name, exc)
 
 
