@@ -195,22 +195,25 @@ class ReportLibrary:
         return self._status
 
     def _say(self, message_zh: str, ok: bool = True, busy: bool = True) -> None:
-        self._status = replace(self._status, message_zh=message_zh, ok=ok, busy=busy)
+        """A job's news for the page; ``busy=False`` (the job is done) still reads busy while others wait."""
+        with self._lock:
+            self._status = replace(self._status, message_zh=message_zh, ok=ok, busy=busy or self._queued > 1)
 
     def _submit(self, job: Callable[[], None], message_zh: str) -> None:
+        # The status and the count of queued jobs change together, under the lock: a page that reads "not busy"
+        # knows every job queued before it has finished (ui.staff_reports.library_view relies on it).
         with self._lock:
             self._queued += 1
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._work, name="reportqa-library", daemon=True)
                 self._worker.start()
-        if not self._status.busy:
-            self._say(message_zh)
+            if not self._status.busy:
+                self._status = replace(self._status, message_zh=message_zh, ok=True, busy=True)
         self._jobs.put(job)
 
     def _work(self) -> None:
         while True:
             job = self._jobs.get()
-            self._status = replace(self._status, busy=True)
             try:
                 job()
             except ReportQAError as exc:
@@ -221,8 +224,7 @@ class ReportLibrary:
                 self._say("操作失败（服务器内部错误），原有报告和索引保持不变。", ok=False)
             with self._lock:
                 self._queued -= 1
-                idle = self._queued == 0
-            self._status = replace(self._status, busy=not idle, finished=self._status.finished + 1)
+                self._status = replace(self._status, busy=self._queued > 0, finished=self._status.finished + 1)
             self.on_change()
 
     def wait(self, timeout_s: float = 600.0) -> WorkStatus:

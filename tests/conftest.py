@@ -149,11 +149,3 @@ def database_target(request, tmp_path):
         return tmp_path / "data" / "feedback.db"
     return request.getfixturevalue("postgres").new_database()
 
-
-def pytest_collection_modifyitems(session, config, items):
-    """The staff report-management browser tests run first. Run after the session's shared index was built in
-    this process, their upload stayed at 正在解析 on the page (the parse itself completes, checked alone), in
-    the whole suite only; not yet understood (see the README, Managing reports). Alone and first they pass."""
-    first = [item for item in items if item.nodeid.startswith("tests/test_browser_staff_reports.py")]
-    if first:
-        items[:] = first + [item for item in items if item not in first]

@@ -6,6 +6,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import re  # noqa: E402
 import shutil  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -159,11 +160,12 @@ def test_a_scanned_report_is_ocrd_on_upload_and_its_citation_says_so(site, brows
     staff = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="zh-CN").new_page()
     _log_in(staff, server.local_url)
     _upload(staff, scan)
-    staged = staff.locator("#rqa-staged")
-    expect(staged).to_contain_text("文字识别", timeout=JOB_TIMEOUT)  # per-file progress, then the pages read
-    expect(staged).to_contain_text("可以导入", timeout=JOB_TIMEOUT)
-    expect(staged).to_contain_text("第1页 0.")
-    expect(staged).to_contain_text("营口市2023年法治政府建设情况报告")
+    # Its own row (an upload of an earlier test may still be listed): per-file progress, then the pages read.
+    row = staff.locator("#rqa-staged").get_by_role("row", name=re.compile(re.escape(scan.name)))
+    expect(row).to_contain_text("文字识别", timeout=JOB_TIMEOUT)
+    expect(row).to_contain_text("可以导入", timeout=JOB_TIMEOUT)
+    expect(row).to_contain_text("第1页 0.")
+    expect(row).to_contain_text("营口市2023年法治政府建设情况报告")
     staff.screenshot(path=SCREENSHOTS / "staff-reports-ocr.png", full_page=True)
     staff.get_by_role("button", name="导入全部可导入的文件").click()
     expect(staff.locator("#rqa-lib-status")).to_contain_text("新的索引已生效", timeout=JOB_TIMEOUT)
@@ -187,7 +189,7 @@ def test_staff_choose_a_reports_examples_and_citizens_see_them(site, browser):
     staff.locator("#rqa-report-choose input").click()
     staff.get_by_role("option", name=REPORT.name).click()
     editor = staff.locator("#rqa-examples-edit textarea")
-    expect(editor).to_have_value(__import__("re").compile("# 便民服务"), timeout=20_000)
+    expect(editor).to_have_value(re.compile("# 便民服务"), timeout=20_000)
     editor.fill("# 执法\n有多少人获得行政执法资格？\n# 试试别的\n大连地铁几点停运？")
     staff.get_by_role("button", name="保存示例问题").click()
     expect(staff.locator("#rqa-examples-note")).to_contain_text("已保存 2 个示例问题", timeout=30_000)

@@ -224,6 +224,52 @@ def test_metadata_removal_and_reingest_each_rebuild_once_and_swap_in(served, mon
         library.remove(REPORT.name)
 
 
+def _finishing_while_read(library, monkeypatch, held: str):
+    """Hold ``library_module.<held>`` (a job's first step) until the page starts reading the reports table,
+    then let the job run to its end before that read returns: the quickest job racing the slowest read."""
+    release = threading.Event()
+    real_step, real_reports = getattr(library_module, held), library.reports
+
+    def held_step(*args, **kwargs):
+        assert release.wait(60)
+        return real_step(*args, **kwargs)
+
+    def reports_while_the_job_ends():
+        release.set()
+        library.wait(120)
+        return real_reports()
+
+    monkeypatch.setattr(library_module, held, held_step)
+    monkeypatch.setattr(library, "reports", reports_while_the_job_ends)
+    return real_reports
+
+
+def test_the_staff_page_keeps_polling_until_it_has_drawn_a_jobs_end(served, tmp_path, monkeypatch):
+    """The page stops its timer when the work is done. A job ending while the page read its tables left it
+    showing 正在解析 with the timer stopped and nothing to redraw it (the CI failure of 2026-11-29)."""
+    from ui.staff_reports import library_view
+
+    data, qa, library = served
+    # An upload whose parse fails at once: the page read it still parsing, so it must look again.
+    real_reports = _finishing_while_read(library, monkeypatch, "load_report")
+    library.stage([_upload(tmp_path, "empty.txt", "\n\n")])
+    work, items, _, following = library_view(library)
+    assert [s.state for s in items] in (["waiting"], ["parsing"]) and following
+    monkeypatch.setattr(library, "reports", real_reports)
+    work, items, _, following = library_view(library)
+    assert [s.state for s in items] == ["failed"] and not work.busy and not following
+
+    # A rebuild, no upload in it: the status was read before the tables, so it still says busy, and the
+    # page draws the new reports table on its next look.
+    monkeypatch.undo()
+    finished = library.status().finished
+    _finishing_while_read(library, monkeypatch, "build_index")
+    library.reingest(REPORT.name)
+    work, _, rows, following = library_view(library)
+    assert work.busy and following and work.finished == finished
+    assert library.status().finished == finished + 1 and not library.status().busy  # it ended during the read
+
+
 # ---------------------------------------------------------------- example questions from the data
 
 def test_the_examples_editor_text_is_checked():

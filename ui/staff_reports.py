@@ -57,6 +57,25 @@ def reports_table(rows: list) -> pd.DataFrame:
     return pd.DataFrame(data, columns=REPORT_COLUMNS)
 
 
+PENDING_STATES = ("waiting", "parsing", "importing")
+
+
+def library_view(library) -> tuple:
+    """(work status, staged uploads, report rows, whether the page should keep polling), read in that order.
+
+    The status comes first: the worker may finish a quick job while the tables are read (the reports table
+    walks the whole index). Read last, an idle status could stop the page's timer on a table that still says
+    正在解析, and nothing would ever redraw it. Read first, "not busy" means every job queued before it has
+    finished (reportqa.library keeps the status and the queue in step), so the tables read after it are
+    final; an upload still waiting or parsing in them keeps the timer going all the same.
+    """
+    work = library.status()
+    items = library.staged()
+    rows = library.reports()
+    following = work.busy or any(s.state in PENDING_STATES for s in items)
+    return work, items, rows, following
+
+
 def work_status_html(status) -> str:
     if not status.message_zh:
         return ""
@@ -124,10 +143,8 @@ def build_reports_view(staff: StaffEval, session: gr.State, library, book) -> tu
     # ------------------------------------------------------------ callbacks (after the session check)
 
     def view(picked_staged=None, picked_report=None):
-        """(status, staged table, staged choices, reports table, report choices, timer) now."""
-        items = library.staged()
-        rows = library.reports()
-        work = library.status()
+        """(status, staged table, staged choices, reports table, report choices, timer, jobs finished) now."""
+        work, items, rows, following = library_view(library)
         staged_ids = {s.id for s in items}
         sources = [r.source for r in rows]
         return (work_status_html(work), staged_table(items),
@@ -135,10 +152,10 @@ def build_reports_view(staff: StaffEval, session: gr.State, library, book) -> tu
                           value=picked_staged if picked_staged in staged_ids else None),
                 reports_table(rows),
                 gr.update(choices=sources, value=picked_report if picked_report in sources else None),
-                gr.Timer(active=work.busy))
+                gr.Timer(active=following), work.finished)
 
     def refresh(picked_staged, picked_report, seen_count):
-        return (*view(picked_staged, picked_report), library.status().finished)
+        return view(picked_staged, picked_report)
 
     def poll(picked_staged, picked_report, seen_count):
         """While the worker is busy: status and the staged table; the report tables when a job finished."""
@@ -161,7 +178,7 @@ def build_reports_view(staff: StaffEval, session: gr.State, library, book) -> tu
         refused = [f"{s.name}：{s.detail_zh}" for s in added if s.state == "failed"]
         if refused:
             _warn("以下文件未能接收：" + "；".join(refused))
-        return (*view(picked_staged, picked_report), None)
+        return (*view(picked_staged, picked_report)[:6], None)
 
     def pick_staged(item_id):
         item = next((s for s in library.staged() if s.id == item_id), None)
@@ -177,7 +194,7 @@ def build_reports_view(staff: StaffEval, session: gr.State, library, book) -> tu
             _warn(exc.message_zh)
             return _skip(6)
         gr.Info("元数据已保存，导入时生效。", title="已保存")
-        return view(item_id, picked_report)
+        return view(item_id, picked_report)[:6]
 
     def discard_staged(item_id, picked_report):
         if not item_id:
@@ -188,7 +205,7 @@ def build_reports_view(staff: StaffEval, session: gr.State, library, book) -> tu
         except ReportQAError as exc:
             _warn(exc.message_zh)
             return _skip(6)
-        return view(None, picked_report)
+        return view(None, picked_report)[:6]
 
     def start(action, picked_staged, picked_report, *args):
         """Queue a change on the worker; the timer then follows it."""
