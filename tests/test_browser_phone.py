@@ -178,6 +178,12 @@ def test_phone_answer_first_line_in_view_typed_and_after_tapping_an_example(app,
     seen = _first_line_in_view(phone, latest)
     assert not seen["outside"], seen
     assert "2952" in latest.locator("p").first.inner_text()
+    # The chat is not at its newest line (the answer's first line is in view), so Gradio shows its ↓ button:
+    # at the chat's right edge, over the gutter beside the answer, not over the middle of its text.
+    down = phone.locator("#rqa-chat .scroll-down-button-container button")
+    expect(down).to_be_visible(timeout=5_000)
+    chat, button = phone.locator("#rqa-chat").bounding_box(), down.bounding_box()
+    assert chat["x"] + chat["width"] - (button["x"] + button["width"]) < 40, (chat, button)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     phone.screenshot(path=SCREENSHOTS / "phone-answer.png")
 
