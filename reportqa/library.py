@@ -319,6 +319,10 @@ class ReportLibrary:
             self._say(f"{item.name}：无法导入（{exc.message_zh}）", ok=False)
             shutil.rmtree(self.staging / item.id, ignore_errors=True)
             return
+        except BaseException:  # a bug of ours: the file is refused, not left 正在解析 for ever; the worker logs it
+            item.state, item.detail_zh = "failed", "解析时出错（服务器内部错误），请重试或换一种文件格式"
+            shutil.rmtree(self.staging / item.id, ignore_errors=True)
+            raise
         item.title, item.issuer, item.year, item.url = doc.title, doc.issuer, doc.year, doc.url
         item.sections, item.paragraphs, item.chunks = len(doc.headings), len(doc.paragraphs), len(chunks)
         item.ocr_pages = page_summary(doc.pages, doc.ocr)

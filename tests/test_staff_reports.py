@@ -270,6 +270,24 @@ def test_the_staff_page_keeps_polling_until_it_has_drawn_a_jobs_end(served, tmp_
     assert library.status().finished == finished + 1 and not library.status().busy  # it ended during the read
 
 
+
+def test_an_upload_whose_parse_breaks_is_refused_not_left_parsing(served, tmp_path, monkeypatch):
+    """A bug in parsing (not a bad file) still ends the upload: refused with a reason, the page stops polling."""
+    from ui.staff_reports import library_view
+
+    data, qa, library = served
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the chunker")
+
+    monkeypatch.setattr(library_module, "chunk_document", broken)
+    library.stage([_upload(tmp_path, "fine.txt", REPORT.read_text(encoding="utf-8"))])
+    status = library.wait()
+    (item,) = library.staged()
+    assert item.state == "failed" and "服务器内部错误" in item.detail_zh
+    assert not status.ok and not library_view(library)[3]
+    assert not any((data / "staging").glob("*/*"))
+
 # ---------------------------------------------------------------- example questions from the data
 
 def test_the_examples_editor_text_is_checked():
