@@ -158,10 +158,11 @@ def tokenize(text: str) -> list[str]:
 
 
 def content_terms(text: str) -> list[str]:
-    """The distinct topic words of a question, longest first, for coverage."""
+    """The distinct topic words of a question, longest first, words of a length in code-point order (not a
+    set's order, which changes with every process's hash seed, and with it sums over the words and ties)."""
     words = _jieba().lcut(fold(text))
     terms = {w.strip() for w in words}
-    return sorted((t for t in terms if t and _is_word(t) and t not in STOPWORDS), key=len, reverse=True)
+    return sorted((t for t in terms if t and _is_word(t) and t not in STOPWORDS), key=lambda t: (-len(t), t))
 
 
 def char_bigrams(text: str) -> set[str]:
